@@ -1,0 +1,134 @@
+"""Every exception faceprint raises, in one place.
+
+Each class refines :class:`FaceprintError` *and* the builtin exception it is a
+special case of, so ``except ValueError`` in caller code keeps working.
+Messages say what went wrong and what to do next.
+
+"No face in the image" is **not** an error: detection returns an empty list.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FaceprintError",
+    "ImageError",
+    "ImageDecodeError",
+    "EmptyImageError",
+    "TruncatedImageError",
+    "UnsupportedImageError",
+    "ImageTooLargeError",
+    "ImageDimensionError",
+    "ModelError",
+    "UnknownModelError",
+    "ModelNotFoundError",
+    "ModelChecksumError",
+    "ModelFormatError",
+    "BackendUnavailableError",
+    "EmbeddingError",
+    "InvalidEmbeddingError",
+    "EmbeddingMismatchError",
+    "ConfigurationError",
+    "NoFaceError",
+]
+
+
+class FaceprintError(Exception):
+    """Root of every error faceprint raises on purpose."""
+
+
+# --- image input ---------------------------------------------------------------------------
+
+
+class ImageError(FaceprintError, ValueError):
+    """An input image could not be turned into an RGB uint8 array."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+class ImageDecodeError(ImageError):
+    """The bytes are an image format we know, but decoding them failed (corrupt data)."""
+
+
+class EmptyImageError(ImageError):
+    """The input holds zero bytes or an array with no pixels."""
+
+
+class TruncatedImageError(ImageDecodeError):
+    """The image file ends before its data does (an interrupted download or copy)."""
+
+
+class UnsupportedImageError(ImageError):
+    """The input is not an image faceprint can read (text, PDF, an unknown format…)."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than the configured limit (decompression-bomb guard)."""
+
+
+class ImageDimensionError(ImageError):
+    """An array input has a shape or dtype that is not an image (e.g. 4-D, empty, NaN)."""
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+class ModelError(FaceprintError):
+    """A model could not be found, verified or loaded."""
+
+
+class UnknownModelError(ModelError, LookupError):
+    """No model or backend is registered under that name."""
+
+    def __init__(self, kind: str, name: str, known: list[str] | tuple[str, ...]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = tuple(known)
+        choices = ", ".join(sorted(self.known)) or "(none registered)"
+        super().__init__(f"unknown {kind} {name!r}; choose one of: {choices}")
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """A model file is missing from its package or from the local model directory."""
+
+
+class ModelChecksumError(ModelError):
+    """A model file's sha256 differs from the manifest: it is corrupt or a different model."""
+
+
+class ModelFormatError(ModelError, ValueError):
+    """A model file is not in the format its loader expects (wrong inputs/outputs, bad bytes)."""
+
+
+class BackendUnavailableError(FaceprintError, ImportError):
+    """An optional backend needs a package that is not installed."""
+
+
+# --- embeddings and comparison ---------------------------------------------------------------
+
+
+class EmbeddingError(FaceprintError, ValueError):
+    """An embedding cannot be used as given."""
+
+
+class InvalidEmbeddingError(EmbeddingError):
+    """An embedding has the wrong shape, is not finite (NaN/inf) or has zero norm."""
+
+
+class EmbeddingMismatchError(EmbeddingError):
+    """Two embeddings come from different models, model versions or dimensions."""
+
+
+class NoFaceError(FaceprintError, LookupError):
+    """An operation that needs exactly one face (e.g. verify) found none in an image."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no face found"
+
+
+class ConfigurationError(FaceprintError, ValueError):
+    """A setting or argument has an invalid value."""

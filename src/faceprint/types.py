@@ -1,0 +1,210 @@
+"""The values that flow between pipeline stages: frozen dataclasses, no behaviour that loads models.
+
+Data flow::
+
+    image ──io──▶ RGB uint8 (H, W, 3) ──detection──▶ [Detection]
+          ──alignment──▶ AlignedFace ──embedding──▶ Embedding ──scoring──▶ Decision
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import EmbeddingMismatchError, InvalidEmbeddingError
+
+__all__ = [
+    "BBox",
+    "Landmarks",
+    "Detection",
+    "AlignedFace",
+    "Embedding",
+    "Face",
+    "Decision",
+    "LandmarkScheme",
+]
+
+#: Names of the 5-point landmark orders faceprint understands.
+#:
+#: ``"dlib5"``: dlib's shape_predictor_5 order (outer and inner corner of the eye on the
+#: image's right, outer and inner corner of the eye on the image's left, base of the nose).
+#: ``"arcface5"``: InsightFace order (centre of the eye on the image's left, centre of the eye
+#: on the image's right, nose tip, left mouth corner, right mouth corner).
+LandmarkScheme = Literal["dlib5", "arcface5"]
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """Axis-aligned box in pixel coordinates of the decoded image, ``x2``/``y2`` exclusive."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
+
+    def as_list(self) -> list[float]:
+        return [self.x1, self.y1, self.x2, self.y2]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Landmarks:
+    """Five facial points, ``points`` float32 of shape (5, 2) as (x, y), in a named order."""
+
+    points: npt.NDArray[np.float32]
+    scheme: LandmarkScheme
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points, dtype=np.float32)
+        if pts.shape != (5, 2):
+            raise ValueError(f"landmarks must have shape (5, 2), got {pts.shape}")
+        object.__setattr__(self, "points", pts)
+
+    def eye_centers(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """(eye on the image's left, eye on the image's right) centres, each (2,)."""
+        p = self.points
+        if self.scheme == "arcface5":
+            return p[0], p[1]
+        a = (p[0] + p[1]) / 2.0
+        b = (p[2] + p[3]) / 2.0
+        return (a, b) if a[0] <= b[0] else (b, a)
+
+    def nose(self) -> npt.NDArray[np.float32]:
+        return self.points[2] if self.scheme == "arcface5" else self.points[4]
+
+    def as_list(self) -> list[list[float]]:
+        return [[float(x), float(y)] for x, y in self.points]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Detection:
+    """One face found in an image."""
+
+    bbox: BBox
+    score: float
+    landmarks: Landmarks | None = None
+    detector: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bbox": [round(v, 2) for v in self.bbox.as_list()],
+            "score": round(float(self.score), 4),
+            "landmarks": None
+            if self.landmarks is None
+            else [[round(x, 2), round(y, 2)] for x, y in self.landmarks.as_list()],
+            "landmark_scheme": None if self.landmarks is None else self.landmarks.scheme,
+            "detector": self.detector,
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AlignedFace:
+    """A canonical face crop: ``image`` uint8 (S, S, 3) RGB, made by ``transform`` (2, 3)
+    which maps source-image pixel coordinates to crop coordinates."""
+
+    image: npt.NDArray[np.uint8]
+    template: str
+    transform: npt.NDArray[np.float64]
+    detection: Detection | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Embedding:
+    """A face template: ``vector`` float32 of shape (D,), L2-normalised, tagged with its model.
+
+    Embeddings from different ``model_id`` or ``model_version`` are not comparable;
+    :meth:`check_compatible` raises :class:`EmbeddingMismatchError` for such pairs.
+    """
+
+    vector: npt.NDArray[np.float32]
+    model_id: str
+    model_version: str
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.vector, dtype=np.float32)
+        if v.ndim != 1 or v.size == 0:
+            raise InvalidEmbeddingError(f"an embedding must be a non-empty 1-D vector, got shape {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise InvalidEmbeddingError("embedding contains NaN or infinite values")
+        n = float(np.linalg.norm(v))
+        if n == 0.0:
+            raise InvalidEmbeddingError("embedding has zero norm and cannot be compared")
+        if abs(n - 1.0) > 1e-3:
+            v = v / n
+        v.setflags(write=False)
+        object.__setattr__(self, "vector", v)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vector.shape[0])
+
+    @property
+    def model(self) -> str:
+        """``model_id@model_version``, the tag stored beside templates."""
+        return f"{self.model_id}@{self.model_version}"
+
+    def check_compatible(self, other: Embedding) -> None:
+        if self.model_id != other.model_id or self.model_version != other.model_version:
+            raise EmbeddingMismatchError(
+                f"cannot compare embeddings of {self.model} and {other.model}: "
+                "re-embed both faces with the same model"
+            )
+        if self.dim != other.dim:
+            raise EmbeddingMismatchError(f"embedding dimensions differ: {self.dim} vs {other.dim}")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Face:
+    """Everything the pipeline knows about one face in one image."""
+
+    detection: Detection
+    embedding: Embedding | None = None
+    aligned: AlignedFace | None = field(default=None, repr=False)
+
+    def to_dict(self, *, with_embedding: bool = False) -> dict[str, Any]:
+        d = self.detection.to_dict()
+        if self.embedding is not None:
+            d["model"] = self.embedding.model
+            if with_embedding:
+                d["embedding"] = [float(x) for x in self.embedding.vector]
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Outcome of a 1:1 comparison at a named operating point."""
+
+    score: float
+    threshold: float
+    operating_point: str
+    fmr: float
+    match: bool
+    model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": round(self.score, 6),
+            "threshold": round(self.threshold, 6),
+            "operating_point": self.operating_point,
+            "fmr": self.fmr,
+            "match": self.match,
+            "model": self.model,
+        }
