@@ -18,6 +18,7 @@ __all__ = [
     "UnsupportedImageError",
     "ImageTooLargeError",
     "ImageDimensionError",
+    "ImageNotFoundError",
     "ModelError",
     "UnknownModelError",
     "ModelNotFoundError",
@@ -65,6 +66,10 @@ class UnsupportedImageError(ImageError):
 
 class ImageTooLargeError(ImageError):
     """The image has more pixels than the configured limit (decompression-bomb guard)."""
+
+
+class ImageNotFoundError(ImageError, FileNotFoundError):
+    """An image path does not exist (or is not a readable file)."""
 
 
 class ImageDimensionError(ImageError):

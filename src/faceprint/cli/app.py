@@ -1,0 +1,84 @@
+"""Root of the CLI: logging, error → exit-code mapping, and the command groups.
+
+Exit codes: 0 success (and "match" for verify), 1 "no match", 2 usage error,
+3 bad input image, 4 no face found, 5 model error, 6 other faceprint error.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import errors
+
+from .app_common import EXIT_BAD_INPUT, EXIT_MODEL, EXIT_NO_FACE, EXIT_OTHER, EXIT_USAGE
+
+app = typer.Typer(
+    name="faceprint",
+    help="Face recognition you can measure: detect, embed, verify, identify.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")] = 0,
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, errors.NoFaceError):
+        return EXIT_NO_FACE
+    if isinstance(exc, errors.ImageError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, (errors.ModelError, errors.BackendUnavailableError)):
+        return EXIT_MODEL
+    if isinstance(exc, errors.ConfigurationError):
+        return EXIT_USAGE
+    return EXIT_OTHER
+
+
+def _register() -> None:
+    from . import models, recognize
+
+    recognize.register(app)
+    app.add_typer(models.app, name="models")
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except errors.FaceprintError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exit_code_for(exc)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

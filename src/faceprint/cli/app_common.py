@@ -1,0 +1,47 @@
+"""Helpers shared by CLI commands: exit codes, file walking, progress bars, error lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+EXIT_NO_MATCH = 1
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+EXIT_NO_FACE = 4
+EXIT_MODEL = 5
+EXIT_OTHER = 6
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
+
+
+def iter_images(inputs: Iterable[Path]) -> Iterator[Path]:
+    """Files as given; folders walked recursively for image suffixes, in sorted order."""
+    for p in inputs:
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield p  # a missing or bad file is reported by the loader, with its name
+
+
+def emit_error_line(source: str, exc: BaseException) -> None:
+    sys.stderr.write(json.dumps({"image": source, "error": type(exc).__name__, "message": str(exc)}) + "\n")
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        transient=True,
+    ) as prog:
+        task = prog.add_task(label, total=total)
+        yield lambda n: prog.advance(task, n)

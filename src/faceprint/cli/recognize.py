@@ -1,0 +1,131 @@
+"""``faceprint detect | embed | verify``: each a few lines around one library call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..io import DEFAULT_MAX_PIXELS
+from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline, ImageResult
+from .app_common import EXIT_NO_MATCH, emit_error_line, iter_images, progress_bar
+
+log = logging.getLogger(__name__)
+
+DetectorOpt = Annotated[str, typer.Option("--detector", help="Detector backend (see `faceprint models list`).")]
+EmbedderOpt = Annotated[str, typer.Option("--embedder", help="Embedder backend (see `faceprint models list`).")]
+UpsampleOpt = Annotated[
+    int | None, typer.Option("--upsample", help="dlib detectors: times to double the image before detection.")
+]
+MaxPixelsOpt = Annotated[
+    int, typer.Option("--max-pixels", help="Refuse images with more pixels than this (0: no limit).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _pipeline(detector: str, embedder: str, upsample: int | None, max_pixels: int) -> FacePipeline:
+    det_opts: dict[str, Any] = {} if upsample is None else {"upsample": upsample}
+    return FacePipeline(detector, embedder, detector_options=det_opts, max_pixels=max_pixels or None)
+
+
+def detect(
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    upsample: UpsampleOpt = None,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Print the faces in each image as JSON lines: {"image", "faces": [{"bbox", "score", "landmarks"}]}."""
+    from ..detection.base import Detector  # noqa: F401  (documents the protocol used)
+    from ..io import load_image
+    from ..registry import detectors
+
+    det = detectors.create(detector, **({} if upsample is None else {"upsample": upsample}))
+    failed = 0
+    for path in iter_images(images):
+        try:
+            img = load_image(path, max_pixels=max_pixels or None)
+            faces = det.detect(img)  # type: ignore[attr-defined]
+        except Exception as exc:  # report and go on: one bad file must not stop the run
+            failed += 1
+            emit_error_line(str(path), exc)
+            continue
+        line = {"image": str(path), "width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in faces]}
+        sys.stdout.write(json.dumps(line) + "\n")
+    if failed:
+        raise typer.Exit(code=3)
+
+
+def embed(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .npz, or .parquet (needs pyarrow).")],
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    embedder: EmbedderOpt = DEFAULT_EMBEDDER,
+    upsample: UpsampleOpt = None,
+    select: Annotated[str, typer.Option(help="Faces per image: all, largest or central.")] = "all",
+    workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    json_out: JsonOpt = False,
+) -> None:
+    """Embed every face of every image and save embeddings with path, bbox, landmarks and model id."""
+    from ..export import EmbeddingWriter
+
+    paths = list(iter_images(inputs))
+    pipe = _pipeline(detector, embedder, upsample, max_pixels)
+    writer = EmbeddingWriter(output)
+    failed: list[ImageResult] = []
+    with progress_bar(len(paths), "embedding") as advance:
+        for res in pipe.embed_many(
+            paths, select=select, workers=workers or None, progress=None, total=len(paths)  # type: ignore[arg-type]
+        ):
+            if res.error is not None:
+                failed.append(res)
+                emit_error_line(res.source, res.error)
+            writer.add(res)
+            advance(1)
+    summary = writer.close()
+    summary["failed"] = len(failed)
+    if json_out:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(
+            f"{summary['faces']} faces from {summary['images']} images "
+            f"({summary['images_without_face']} without a face, {len(failed)} unreadable) → {output}",
+            err=True,
+        )
+
+
+def verify(
+    image_a: Annotated[Path, typer.Argument(help="First photo.")],
+    image_b: Annotated[Path, typer.Argument(help="Second photo.")],
+    operating_point: Annotated[
+        str, typer.Option("--operating-point", "-p", help="Calibrated threshold to use: 'fmr=0.001' or 'eer'.")
+    ] = "fmr=0.001",
+    threshold: Annotated[float | None, typer.Option(help="Explicit cosine threshold (overrides -p).")] = None,
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    embedder: EmbedderOpt = DEFAULT_EMBEDDER,
+    upsample: UpsampleOpt = None,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    json_out: JsonOpt = False,
+) -> None:
+    """Are the main faces of two photos the same person? Exit code 0: match, 1: no match."""
+    pipe = _pipeline(detector, embedder, upsample, max_pixels)
+    res = pipe.verify(image_a, image_b, operating_point_name=operating_point, threshold=threshold)
+    d = res.decision
+    if json_out:
+        typer.echo(json.dumps({"image_a": str(image_a), "image_b": str(image_b), **res.to_dict()}))
+    else:
+        verdict = "MATCH" if d.match else "NO MATCH"
+        fmr = "" if d.fmr != d.fmr else f", calibrated FMR {d.fmr:.2g}"
+        typer.echo(f"{verdict}: similarity {d.score:.4f}, threshold {d.threshold:.4f} ({d.operating_point}{fmr})")
+    if not d.match:
+        raise typer.Exit(code=EXIT_NO_MATCH)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("detect")(detect)
+    app.command("embed")(embed)
+    app.command("verify")(verify)

@@ -1,0 +1,315 @@
+"""ArcFace-style ONNX embedders (InsightFace model packs: ``buffalo_l/w600k_r50.onnx`` …).
+
+The user puts the ``.onnx`` file in the local model directory (``$FACEPRINT_MODEL_DIR``,
+default ``~/.faceprint/models``) or passes its path; nothing is downloaded. The graph is
+checked when the embedder is built: one NCHW image input with 3 channels and a square
+spatial size, one (N, D) output.
+
+Pre-processing follows InsightFace's ``ArcFaceONNX``: ``(pixel - input_mean) / input_std``
+with the network fed RGB (InsightFace swaps its BGR images to RGB before the network).
+AdaFace and other packs use other constants and channel orders; pass ``input_mean``,
+``input_std`` and ``bgr`` accordingly.
+
+This module also holds the small ONNX Runtime helpers (:func:`resolve_onnx_model`,
+:func:`open_onnx_session`) that :mod:`faceprint.detection.onnx_scrfd` shares.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidEmbeddingError,
+    ModelFormatError,
+    ModelNotFoundError,
+)
+from ..models import model_dir, sha256_file, verify_file
+from ..registry import embedders
+from .base import check_crops, l2_normalise
+
+__all__ = ["OnnxArcFaceEmbedder", "resolve_onnx_model", "open_onnx_session", "model_version_of"]
+
+log = logging.getLogger(__name__)
+
+#: Side of the crops faceprint's ``"arcface112"`` alignment template makes.
+_TEMPLATE_SIZE = 112
+#: Crops per ``session.run`` for models with a dynamic batch dimension.
+_CHUNK = 32
+
+
+# --- shared ONNX Runtime helpers ------------------------------------------------------------
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a declared dependency
+        raise BackendUnavailableError(
+            "the ONNX backends need ONNX Runtime: pip install onnxruntime (or onnxruntime-gpu)"
+        ) from exc
+    return onnxruntime
+
+
+def resolve_onnx_model(model: str | os.PathLike[str]) -> Path:
+    """Find a model file: an existing path as given, else a name relative to :func:`model_dir`.
+
+    A name without a suffix also matches ``name.onnx``. Raises :class:`ModelNotFoundError`
+    that lists every place looked at.
+    """
+    if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
+        raise ConfigurationError(f"model must be a path or a file name, got {model!r}")
+    given = Path(model).expanduser()
+    candidates: list[Path] = [given]
+    if not given.is_absolute():
+        base = model_dir()
+        candidates.append(base / given)
+    if given.suffix == "":
+        candidates += [c.with_name(c.name + ".onnx") for c in list(candidates)]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    looked = ", ".join(str(c) for c in candidates)
+    raise ModelNotFoundError(
+        f"ONNX model {os.fspath(model)!r} not found (looked at: {looked}); put the file in the model "
+        f"directory {model_dir()} (set FACEPRINT_MODEL_DIR to use another) or pass its full path"
+    )
+
+
+def model_version_of(path: Path, sha256: str | None) -> str:
+    """Verify ``path`` against ``sha256`` when given; return the first 12 hex digits of its sha256."""
+    if sha256 is not None:
+        expected = str(sha256).strip().lower()
+        if len(expected) != 64 or any(ch not in "0123456789abcdef" for ch in expected):
+            raise ConfigurationError(f"sha256 must be 64 hex digits, got {sha256!r}")
+        verify_file(path, expected)
+        return expected[:12]
+    return sha256_file(path)[:12]
+
+
+def open_onnx_session(
+    path: Path, *, threads: int | None, providers: Sequence[str] | None
+) -> Any:
+    """An ``onnxruntime.InferenceSession`` for ``path``; a file ONNX Runtime cannot load gives
+    :class:`ModelFormatError`."""
+    ort = _onnxruntime()
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigurationError(f"threads must be a positive integer or None, got {threads!r}")
+    if providers is None:
+        wanted: list[str] = ["CPUExecutionProvider"]
+    elif isinstance(providers, str):
+        wanted = [providers]
+    else:
+        wanted = [str(p) for p in providers]
+    available = set(ort.get_available_providers())
+    chosen = [p for p in wanted if p in available]
+    dropped = [p for p in wanted if p not in available]
+    if dropped:
+        log.warning("ONNX Runtime providers not available here, skipped: %s", ", ".join(dropped))
+    if not chosen:
+        raise ConfigurationError(
+            f"none of the providers {wanted} is available; available: {', '.join(sorted(available))}"
+        )
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+    except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, …)
+        raise ModelFormatError(f"{path} is not an ONNX model ONNX Runtime can load: {exc}") from exc
+
+
+def _dims(shape: Any) -> list[int | None]:
+    """ONNX Runtime shape → list with None for symbolic/unknown dimensions."""
+    return [d if isinstance(d, int) and d > 0 else None for d in (shape or [])]
+
+
+def _describe(nodes: Sequence[Any]) -> str:
+    return "; ".join(f"{n.name!r} {n.type} shape {list(n.shape) if n.shape is not None else '?'}" for n in nodes) or "none"
+
+
+def _float_dtype(type_str: str, path: Path, what: str) -> type[np.floating[Any]]:
+    if type_str == "tensor(float)":
+        return np.float32
+    if type_str == "tensor(float16)":
+        return np.float16
+    raise ModelFormatError(f"{path}: {what} has type {type_str}; expected tensor(float) or tensor(float16)")
+
+
+def _per_channel(value: float | Sequence[float], name: str) -> npt.NDArray[np.float32]:
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.size not in (1, 3) or not np.all(np.isfinite(arr)):
+        raise ConfigurationError(f"{name} must be a finite number or 3 numbers, got {value!r}")
+    return np.broadcast_to(arr, (3,)).astype(np.float32)
+
+
+# --- the embedder ----------------------------------------------------------------------------
+
+
+@embedders.register("onnx-arcface")
+class OnnxArcFaceEmbedder:
+    """An ArcFace-style ONNX face embedder (InsightFace ``w600k_r50.onnx``, AdaFace exports …).
+
+    Settings (keyword-only):
+        model: path to the ``.onnx`` file, or a name relative to the model directory
+            (``"buffalo_l/w600k_r50.onnx"``).
+        sha256: expected sha256 of the file; checked when given.
+        threads: ONNX Runtime intra-op threads (None: its default).
+        providers: ONNX Runtime execution providers in order of preference; unavailable ones
+            are skipped (default ``["CPUExecutionProvider"]``).
+        model_id: name stored with every embedding (default: the file's stem).
+        input_mean, input_std: pixel normalisation ``(x - mean) / std``, a number or three
+            numbers in the network's channel order (ArcFace: 127.5 / 127.5).
+        bgr: True when the network expects BGR channel order (InsightFace ArcFace takes RGB).
+
+    Attributes: ``model_id``, ``model_version`` (first 12 hex digits of the file's sha256),
+    ``dim`` (D), ``template`` (``"arcface112"``), ``input_size`` (S, the network's square side),
+    ``path``.
+
+    ``embed`` takes aligned ``"arcface112"`` crops, uint8 (112, 112, 3) RGB; when the network's
+    side S differs from 112 the crops are resized to S×S.
+    """
+
+    name = "onnx-arcface"
+    template = "arcface112"
+
+    def __init__(
+        self,
+        *,
+        model: str | os.PathLike[str],
+        sha256: str | None = None,
+        threads: int | None = None,
+        providers: Sequence[str] | None = None,
+        model_id: str | None = None,
+        input_mean: float | Sequence[float] = 127.5,
+        input_std: float | Sequence[float] = 127.5,
+        bgr: bool = False,
+    ) -> None:
+        self._mean = _per_channel(input_mean, "input_mean")
+        self._std = _per_channel(input_std, "input_std")
+        if np.any(self._std == 0):
+            raise ConfigurationError(f"input_std must not be zero, got {input_std!r}")
+        self.bgr = bool(bgr)
+        self.path = resolve_onnx_model(model)
+        self.model_version = model_version_of(self.path, sha256)
+        self.model_id = str(model_id) if model_id else self.path.stem
+        self._session = open_onnx_session(self.path, threads=threads, providers=providers)
+        self._inspect_graph()
+        log.info(
+            "loaded ONNX embedder %s@%s from %s: input %d×%d, dim %d, batch %s",
+            self.model_id, self.model_version, self.path, self.input_size, self.input_size, self.dim,
+            self._fixed_batch or "dynamic",
+        )
+
+    def _inspect_graph(self) -> None:
+        inputs = self._session.get_inputs()
+        outputs = self._session.get_outputs()
+        if len(inputs) != 1:
+            raise ModelFormatError(
+                f"{self.path}: an ArcFace-style embedder needs exactly one input, found {len(inputs)}: "
+                f"{_describe(inputs)}"
+            )
+        if len(outputs) != 1:
+            raise ModelFormatError(
+                f"{self.path}: an ArcFace-style embedder needs exactly one output, found {len(outputs)}: "
+                f"{_describe(outputs)}"
+            )
+        inp, out = inputs[0], outputs[0]
+        ishape = _dims(inp.shape)
+        if len(ishape) != 4 or ishape[1] != 3:
+            raise ModelFormatError(
+                f"{self.path}: expected an NCHW image input (N, 3, S, S), found {_describe(inputs)}"
+            )
+        h, w = ishape[2], ishape[3]
+        if h is not None and w is not None and h != w:
+            raise ModelFormatError(f"{self.path}: expected a square input, found {_describe(inputs)}")
+        self.input_size: int = h or w or _TEMPLATE_SIZE
+        self._in_dtype = _float_dtype(inp.type, self.path, "the input")
+        self._fixed_batch: int | None = ishape[0]
+        oshape = _dims(out.shape)
+        if out.shape is None or len(out.shape) != 2:
+            raise ModelFormatError(f"{self.path}: expected one output of shape (N, D), found {_describe(outputs)}")
+        _float_dtype(out.type, self.path, "the output")
+        self._input_name: str = inp.name
+        self._output_name: str = out.name
+        if oshape[1] is not None:
+            self.dim: int = int(oshape[1])
+        else:  # symbolic D: learn it from one run on a blank crop
+            probe = self._run(np.zeros((1, self.input_size, self.input_size, 3), dtype=np.uint8))
+            self.dim = int(probe.shape[1])
+
+    # -- inference --------------------------------------------------------------------------
+
+    def _blob(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
+        """(N, S, S, 3) uint8 RGB → normalised (N, 3, S, S) in the network's dtype and channel order."""
+        x = crops.astype(np.float32)
+        if self.bgr:
+            x = x[..., ::-1]
+        x = (x - self._mean) / self._std
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=self._in_dtype)
+
+    def _run(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Raw network output (N, D) for (N, S, S, 3) uint8 crops at the network's size."""
+        n = crops.shape[0]
+        step = self._fixed_batch or _CHUNK
+        parts: list[npt.NDArray[np.float32]] = []
+        for start in range(0, n, step):
+            chunk = crops[start : start + step]
+            m = chunk.shape[0]
+            if self._fixed_batch is not None and m < step:  # pad a fixed batch > 1
+                pad = np.zeros((step - m, *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            out = self._session.run([self._output_name], {self._input_name: self._blob(chunk)})[0]
+            out = np.asarray(out)
+            if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
+                raise ModelFormatError(
+                    f"{self.path}: output has shape {out.shape} for a batch of {chunk.shape[0]}; expected (N, D)"
+                )
+            parts.append(out[:m].astype(np.float32, copy=False))
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def embed(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        """Embed aligned crops.
+
+        Args:
+            crops: N uint8 RGB arrays of shape (112, 112, 3) from the ``"arcface112"`` template.
+
+        Returns:
+            float32 (N, D), each row L2-normalised; (0, D) for no crops.
+        """
+        batch = check_crops(crops, _TEMPLATE_SIZE)
+        if batch.shape[0] == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self.input_size != _TEMPLATE_SIZE:
+            import cv2
+
+            s = self.input_size
+            batch = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_LINEAR) for c in batch])
+        raw = self._run(batch)
+        if raw.shape[1] != self.dim:
+            raise ModelFormatError(f"{self.path}: output has {raw.shape[1]} values per face, expected {self.dim}")
+        if not np.all(np.isfinite(raw)):
+            bad = np.where(~np.all(np.isfinite(raw), axis=1))[0].tolist()
+            raise InvalidEmbeddingError(
+                f"{self.model_id}@{self.model_version} produced NaN/infinite embeddings for crops {bad}; "
+                "the model file may be corrupt or need other input_mean/input_std settings"
+            )
+        norms = np.linalg.norm(raw.astype(np.float64), axis=1)
+        if np.any(norms == 0):
+            raise InvalidEmbeddingError(
+                f"{self.model_id}@{self.model_version} produced zero-norm embeddings for crops "
+                f"{np.where(norms == 0)[0].tolist()}"
+            )
+        return l2_normalise(raw)
+
+    def __repr__(self) -> str:
+        return f"OnnxArcFaceEmbedder(model_id={self.model_id!r}, model_version={self.model_version!r}, dim={self.dim})"

@@ -1,0 +1,335 @@
+"""FacePipeline: decode → detect → align → embed → compare, for one image or a stream of them.
+
+The pipeline owns one detector and one embedder, built from the registries by name (or passed
+in). Batch work (:meth:`FacePipeline.embed_many`) fans out to worker processes, each building
+its own pipeline from the same settings, and streams results back in input order, so a
+directory of 100k images never sits in memory at once. Errors on one image are reported in its
+result and never stop the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .alignment import align
+from .detection.base import Detector
+from .embedding.base import Embedder, to_embeddings
+from .errors import ConfigurationError, FaceprintError, NoFaceError
+from .io import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
+from .registry import detectors, embedders
+from .scoring import decide, operating_point
+from .types import Decision, Detection, Face
+
+__all__ = ["FacePipeline", "ImageResult", "VerifyResult", "Selection", "select_faces"]
+
+log = logging.getLogger(__name__)
+
+Selection = Literal["all", "largest", "central"]
+ProgressHook = Callable[[int, int | None], None]
+
+DEFAULT_DETECTOR = "dlib-hog-mmod"
+DEFAULT_EMBEDDER = "dlib-resnet-onnx"
+
+
+def select_faces(detections: Sequence[Detection], image_shape: tuple[int, ...], how: Selection) -> list[Detection]:
+    """Keep every face (``"all"``), the largest box, or the box whose centre is nearest the image centre."""
+    if how == "all" or len(detections) <= 1:
+        return list(detections)
+    if how == "largest":
+        return [max(detections, key=lambda d: d.bbox.area)]
+    if how == "central":
+        cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
+
+        def dist(d: Detection) -> float:
+            x, y = d.bbox.center
+            return (x - cx) ** 2 + (y - cy) ** 2
+
+        return [min(detections, key=dist)]
+    raise ConfigurationError(f"unknown face selection {how!r}; use 'all', 'largest' or 'central'")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """What the pipeline made of one input of a batch: faces, or the error that stopped it."""
+
+    source: str
+    faces: list[Face] = field(default_factory=list)
+    error: FaceprintError | None = None
+    width: int = 0
+    height: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    decision: Decision
+    face_a: Face
+    face_b: Face
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.decision.to_dict(), "face_a": self.face_a.to_dict(), "face_b": self.face_b.to_dict()}
+
+
+class FacePipeline:
+    """Detect, align and embed faces.
+
+    Args:
+        detector: a registered detector name (``faceprint models list``) or a Detector object.
+        embedder: a registered embedder name or an Embedder object.
+        detector_options, embedder_options: keyword settings for the named backends.
+        max_pixels: refuse images with more pixels than this before decoding them (None: no limit).
+
+    Building a pipeline loads its models (about a second for the defaults); importing
+    faceprint loads none.
+    """
+
+    def __init__(
+        self,
+        detector: str | Detector = DEFAULT_DETECTOR,
+        embedder: str | Embedder = DEFAULT_EMBEDDER,
+        *,
+        detector_options: Mapping[str, Any] | None = None,
+        embedder_options: Mapping[str, Any] | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self._detector_spec: str | Detector = detector
+        self._embedder_spec: str | Embedder = embedder
+        self.detector_options = dict(detector_options or {})
+        self.embedder_options = dict(embedder_options or {})
+        self.max_pixels = max_pixels
+        self.detector: Detector = (
+            detectors.create(detector, **self.detector_options) if isinstance(detector, str) else detector  # type: ignore[assignment]
+        )
+        self.embedder: Embedder = (
+            embedders.create(embedder, **self.embedder_options) if isinstance(embedder, str) else embedder  # type: ignore[assignment]
+        )
+
+    # --- settings that let worker processes rebuild the same pipeline ---------------------
+
+    def _settings(self, worker_threads: int) -> dict[str, Any]:
+        if not isinstance(self._detector_spec, str) or not isinstance(self._embedder_spec, str):
+            raise ConfigurationError(
+                "worker processes need a pipeline built from backend names; pass workers=1 "
+                "to run custom detector/embedder objects in this process"
+            )
+        emb_opts = dict(self.embedder_options)
+        if "threads" not in emb_opts and self._embedder_spec.endswith("onnx"):
+            emb_opts["threads"] = worker_threads
+        return {
+            "detector": self._detector_spec,
+            "embedder": self._embedder_spec,
+            "detector_options": self.detector_options,
+            "embedder_options": emb_opts,
+            "max_pixels": self.max_pixels,
+        }
+
+    # --- one image -------------------------------------------------------------------------
+
+    def load(self, source: ImageSource) -> npt.NDArray[np.uint8]:
+        return load_image(source, max_pixels=self.max_pixels)
+
+    def detect(self, image: ImageSource) -> list[Detection]:
+        """Faces in an image (path, bytes, array…), best first; ``[]`` when there are none."""
+        return self.detector.detect(self.load(image))
+
+    def embed_detections(
+        self, image: npt.NDArray[np.uint8], detections: Sequence[Detection], *, keep_aligned: bool = False
+    ) -> list[Face]:
+        """Align and embed given detections of a decoded image (one batched network call)."""
+        usable = [d for d in detections if d.landmarks is not None]
+        if len(usable) < len(detections):
+            log.warning("%d detections have no landmarks and cannot be aligned", len(detections) - len(usable))
+        aligned = [align(image, d, self.embedder.template) for d in usable]
+        vecs = self.embedder.embed([a.image for a in aligned])
+        embs = to_embeddings(self.embedder, vecs)
+        return [
+            Face(d, e, a if keep_aligned else None) for d, e, a in zip(usable, embs, aligned, strict=True)
+        ]
+
+    def analyze(self, image: ImageSource, *, select: Selection = "all", keep_aligned: bool = False) -> list[Face]:
+        """Detect, align and embed the faces of one image."""
+        img = self.load(image)
+        dets = select_faces(self.detector.detect(img), img.shape, select)
+        return self.embed_detections(img, dets, keep_aligned=keep_aligned)
+
+    def embed_one(self, image: ImageSource, *, select: Selection = "largest") -> Face:
+        """The single face to use from an image; :class:`NoFaceError` when there is none."""
+        if select == "all":
+            raise ConfigurationError("embed_one needs select='largest' or 'central'")
+        faces = self.analyze(image, select=select)
+        if not faces:
+            raise NoFaceError(f"no face found in {describe_source(image)}")
+        return faces[0]
+
+    def verify(
+        self,
+        a: ImageSource,
+        b: ImageSource,
+        *,
+        operating_point_name: str = "fmr=0.001",
+        threshold: float | None = None,
+        select: Selection = "largest",
+    ) -> VerifyResult:
+        """1:1 verification of the main face of ``a`` against the main face of ``b``.
+
+        The threshold is the embedder's calibrated operating point (``"fmr=0.001"`` or
+        ``"eer"``) unless ``threshold`` is given.
+        """
+        fa = self.embed_one(a, select=select)
+        fb = self.embed_one(b, select=select)
+        assert fa.embedding is not None and fb.embedding is not None
+        if threshold is not None:
+            from .models import OperatingPoint
+
+            point = OperatingPoint("custom", float(threshold), float("nan"), float("nan"), "user")
+        else:
+            point = operating_point(self.embedder.model_id, operating_point_name)
+        return VerifyResult(decide(fa.embedding, fb.embedding, point), fa, fb)
+
+    # --- many images -----------------------------------------------------------------------
+
+    def process_batch(
+        self, sources: Sequence[ImageSource], *, select: Selection = "all"
+    ) -> list[ImageResult]:
+        """Decode and detect each image, then embed every face of the batch in one call."""
+        results: list[ImageResult] = []
+        pending: list[tuple[int, npt.NDArray[np.uint8], list[Detection]]] = []
+        for src in sources:
+            label = describe_source(src)
+            try:
+                img = self.load(src)
+                dets = [d for d in select_faces(self.detector.detect(img), img.shape, select) if d.landmarks is not None]
+            except FaceprintError as exc:
+                results.append(ImageResult(label, [], exc))
+                continue
+            results.append(ImageResult(label, [], None, int(img.shape[1]), int(img.shape[0])))
+            if dets:
+                pending.append((len(results) - 1, img, dets))
+        crops = [align(img, d, self.embedder.template) for _, img, dets in pending for d in dets]
+        if crops:
+            embs = to_embeddings(self.embedder, self.embedder.embed([c.image for c in crops]))
+            k = 0
+            for idx, _img, dets in pending:
+                faces = [Face(d, embs[k + j]) for j, d in enumerate(dets)]
+                k += len(dets)
+                r = results[idx]
+                results[idx] = ImageResult(r.source, faces, None, r.width, r.height)
+        return results
+
+    def embed_many(
+        self,
+        sources: Iterable[ImageSource],
+        *,
+        select: Selection = "all",
+        workers: int | None = None,
+        chunk_size: int = 16,
+        progress: ProgressHook | None = None,
+        total: int | None = None,
+    ) -> Iterator[ImageResult]:
+        """Stream :class:`ImageResult` for each source, in input order.
+
+        Args:
+            workers: processes to use (None: one per core; 1: this process only).
+            chunk_size: images per task sent to a worker.
+            progress: called as ``progress(done, total)`` after each chunk.
+            total: number of sources, passed to ``progress`` (None if unknown).
+
+        At most ``2 × workers`` chunks are in flight, so memory stays bounded however many
+        sources there are.
+        """
+        if chunk_size < 1:
+            raise ConfigurationError(f"chunk_size must be ≥ 1, got {chunk_size}")
+        n_workers = _cpu_count() if workers is None else int(workers)
+        if n_workers < 1:
+            raise ConfigurationError(f"workers must be ≥ 1, got {workers}")
+        done = 0
+        if n_workers == 1:
+            for chunk in _chunks(sources, chunk_size):
+                out = self.process_batch(chunk, select=select)
+                done += len(out)
+                yield from out
+                if progress:
+                    progress(done, total)
+            return
+        settings = self._settings(worker_threads=1)
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(
+            max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(settings,)
+        ) as pool:
+            inflight: deque[Future[list[ImageResult]]] = deque()
+            it = _chunks(sources, chunk_size)
+            exhausted = False
+            while True:
+                while not exhausted and len(inflight) < 2 * n_workers:
+                    try:
+                        chunk = next(it)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    inflight.append(pool.submit(_worker_run, _portable(chunk), select))
+                if not inflight:
+                    break
+                out = inflight.popleft().result()
+                done += len(out)
+                yield from out
+                if progress:
+                    progress(done, total)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def _chunks(items: Iterable[ImageSource], n: int) -> Iterator[list[ImageSource]]:
+    chunk: list[ImageSource] = []
+    for x in items:
+        chunk.append(x)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _portable(chunk: list[ImageSource]) -> list[ImageSource]:
+    """Sources sent to another process: paths as str; file objects read into bytes."""
+    out: list[ImageSource] = []
+    for s in chunk:
+        if hasattr(s, "read") and not isinstance(s, (bytes, bytearray, memoryview, np.ndarray)):
+            out.append(s.read())  # type: ignore[union-attr]
+        elif isinstance(s, os.PathLike):
+            out.append(os.fspath(s))
+        else:
+            out.append(s)
+    return out
+
+
+_WORKER: FacePipeline | None = None
+
+
+def _worker_init(settings: dict[str, Any]) -> None:
+    global _WORKER
+    logging.basicConfig(level=logging.WARNING)
+    _WORKER = FacePipeline(**settings)
+
+
+def _worker_run(chunk: list[ImageSource], select: Selection) -> list[ImageResult]:
+    if _WORKER is None:  # pragma: no cover - initializer always runs first
+        raise RuntimeError("worker pipeline not initialised")
+    return _WORKER.process_batch(chunk, select=select)

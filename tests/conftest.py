@@ -1,0 +1,37 @@
+"""Shared fixtures: the real photographs in ../shared/data and session-wide models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(os.environ.get("FACEPRINT_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def data_path(*parts: str) -> Path:
+    p = DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"test data {p} not found (set FACEPRINT_TEST_DATA)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return data_path()
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    """The default pipeline, built once (loading the models takes about a second)."""
+    from faceprint import FacePipeline
+
+    return FacePipeline()
+
+
+@pytest.fixture(scope="session")
+def hog():
+    from faceprint.detection.dlib_detectors import DlibHogDetector
+
+    return DlibHogDetector()
