@@ -19,13 +19,13 @@ import pytest
 from PIL import Image, ImageFile
 
 from faceprint.errors import (
-    ImageNotFoundError,
     ConfigurationError,
     EmptyImageError,
     FaceprintError,
     ImageDecodeError,
     ImageDimensionError,
     ImageError,
+    ImageNotFoundError,
     ImageTooLargeError,
     TruncatedImageError,
     UnsupportedImageError,
@@ -37,11 +37,7 @@ from faceprint.io import (
     read_image_header,
 )
 
-DATA_DIR = Path(
-    os.environ.get(
-        "FACEPRINT_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    )
-)
+DATA_DIR = Path(os.environ.get("FACEPRINT_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)
@@ -73,12 +69,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))
-        + kind
-        + payload
-        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-    )
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
 
 
 def raw_png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes) -> bytes:
@@ -95,9 +86,9 @@ def raw_png(width: int, height: int, bit_depth: int, colour_type: int, rows: byt
 def photo_like(h: int = 48, w: int = 64) -> np.ndarray:
     """A smooth, JPEG-friendly RGB test image with distinct channels."""
     y, x = np.mgrid[0:h, 0:w]
-    return np.stack(
-        [(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), ((x + y) * 2) % 256], axis=-1
-    ).astype(np.uint8)
+    return np.stack([(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), ((x + y) * 2) % 256], axis=-1).astype(
+        np.uint8
+    )
 
 
 @pytest.fixture(scope="module")
@@ -211,9 +202,7 @@ def test_random_bytes(tmp_path: Path) -> None:
 
 def test_corrupt_png_is_decode_error_not_truncated() -> None:
     rng = np.random.default_rng(4)
-    data = bytearray(
-        encode(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), "PNG")
-    )
+    data = bytearray(encode(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), "PNG"))
     start = data.index(b"IDAT") + 20
     for k in range(start, start + 40):
         data[k] ^= 0x5A
@@ -483,9 +472,7 @@ def test_animated_first_frame(tmp_path: Path, fmt: str) -> None:
     frames = [Image.new("RGB", (20, 10), colour) for colour in (RED, GREEN, BLUE)]
     path = tmp_path / f"anim.{fmt.lower()}"
     kwargs: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
-    frames[0].save(
-        path, fmt, save_all=True, append_images=frames[1:], duration=50, loop=0, **kwargs
-    )
+    frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=50, loop=0, **kwargs)
     with Image.open(path) as check:
         assert getattr(check, "n_frames", 1) == 3
     out = load_image(path)
@@ -668,9 +655,7 @@ def test_array_float_not_finite(bad: float) -> None:
     assert "NaN/inf" in str(info.value) and "(4, 4, 3)" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "shape", [(10,), (2, 3, 4, 3), (1, 2, 2, 2, 3), (5, 5, 2), (5, 5, 5), (3, 8, 8)]
-)
+@pytest.mark.parametrize("shape", [(10,), (2, 3, 4, 3), (1, 2, 2, 2, 3), (5, 5, 2), (5, 5, 5), (3, 8, 8)])
 def test_array_bad_shapes(shape: tuple[int, ...]) -> None:
     with pytest.raises(ImageDimensionError) as info:
         load_image(np.zeros(shape, np.uint8))

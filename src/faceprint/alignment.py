@@ -194,8 +194,12 @@ def warp(
         scale *= 2.0
     if truncate:
         out = cv2.warpAffine(
-            src.astype(np.float32), m, (size, size), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+            src.astype(np.float32),
+            m,
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
         )
         return np.clip(np.floor(out), 0, 255).astype(np.uint8)
     return cv2.warpAffine(

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import BackendUnavailableError, ConfigurationError, EmbeddingMismatchError, FaceprintError
+from .errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    EmbeddingMismatchError,
+    FaceprintError,
+)
 from .pipeline import ImageResult
 
 __all__ = ["EmbeddingWriter", "EmbeddingTable", "read_embeddings"]
@@ -50,7 +55,9 @@ class EmbeddingWriter:
             try:
                 import pyarrow  # noqa: F401
             except ImportError as exc:
-                raise BackendUnavailableError("writing .parquet needs pyarrow: pip install 'faceprint[parquet]'") from exc
+                raise BackendUnavailableError(
+                    "writing .parquet needs pyarrow: pip install 'faceprint[parquet]'"
+                ) from exc
         if not self.path.parent.exists():
             raise ConfigurationError(f"output folder {self.path.parent} does not exist")
         self._rows: list[tuple[str, int, list[float], float, Any, npt.NDArray[np.float32]]] = []
@@ -150,7 +157,13 @@ def read_embeddings(path: str | os.PathLike[str]) -> EmbeddingTable:
         if suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 return EmbeddingTable(
-                    z["paths"], z["face_index"], z["bboxes"], z["scores"], z["landmarks"], z["embeddings"], str(z["model"])
+                    z["paths"],
+                    z["face_index"],
+                    z["bboxes"],
+                    z["scores"],
+                    z["landmarks"],
+                    z["embeddings"],
+                    str(z["model"]),
                 )
         if suffix == ".parquet":
             import pyarrow.parquet as pq

@@ -38,7 +38,7 @@ import logging
 import os
 import re
 import stat
-from typing import IO, Any, TypeAlias, Union
+from typing import IO, Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -105,17 +105,17 @@ _FORMAT_LABELS: dict[str, str] = {
 #: Everything :func:`load_image` accepts: a path (``str`` or ``os.PathLike``), encoded image
 #: bytes (``bytes``, ``bytearray``, ``memoryview``), a binary file object (anything with
 #: ``.read``), a numpy array or a ``PIL.Image.Image``.
-ImageSource: TypeAlias = Union[
-    str,
-    os.PathLike[str],
-    os.PathLike[bytes],
-    bytes,
-    bytearray,
-    memoryview,
-    IO[bytes],
-    npt.NDArray[Any],
-    Image.Image,
-]
+ImageSource: TypeAlias = (
+    str
+    | os.PathLike[str]
+    | os.PathLike[bytes]
+    | bytes
+    | bytearray
+    | memoryview
+    | IO[bytes]
+    | npt.NDArray[Any]
+    | Image.Image
+)
 
 _READ_CHUNK = 1 << 20
 _FLOAT_TOLERANCE = 0.01  # float pixels this far outside [0, 1] are clipped, not refused
@@ -296,8 +296,7 @@ def _from_path(
 
     if stat.S_ISDIR(st.st_mode):
         raise ImageError(
-            "is a directory, not an image file; pass one file (iterate over the folder's "
-            "files to load several)",
+            "is a directory, not an image file; pass one file (iterate over the folder's files to load several)",
             source=label,
         )
     regular = stat.S_ISREG(st.st_mode)
@@ -338,9 +337,7 @@ def _read_file_object(fobj: Any, label: str, *, max_bytes: int | None) -> bytes:
         except OSError as exc:
             raise ImageError(f"cannot read file object: {exc}", source=label) from exc
         if isinstance(chunk, str):
-            raise UnsupportedImageError(
-                "file object is in text mode; open the file with mode 'rb'", source=label
-            )
+            raise UnsupportedImageError("file object is in text mode; open the file with mode 'rb'", source=label)
         if not chunk:
             break
         chunks.append(bytes(chunk))
@@ -404,9 +401,7 @@ def _check_pixels(width: int, height: int, label: str, max_pixels: int | None) -
         )
 
 
-def _pil_bomb_error(
-    exc: Exception, label: str, max_pixels: int | None
-) -> ImageTooLargeError:
+def _pil_bomb_error(exc: Exception, label: str, max_pixels: int | None) -> ImageTooLargeError:
     match = _PIL_BOMB_RE.search(str(exc))
     size = f"{int(match.group(1)):,} pixels" if match else "too many pixels"
     pil_limit = f"{int(match.group(2)):,}" if match else "2 x PIL.Image.MAX_IMAGE_PIXELS"
@@ -451,9 +446,7 @@ def _from_pil(
         oriented = im
 
     out = _pil_to_rgb(oriented, label)
-    logger.debug(
-        "loaded %s: format=%s mode=%s -> %s", label, fmt, im.mode, tuple(out.shape)
-    )
+    logger.debug("loaded %s: format=%s mode=%s -> %s", label, fmt, im.mode, tuple(out.shape))
     return out
 
 
@@ -472,9 +465,7 @@ def _pil_to_rgb(im: Image.Image, label: str) -> npt.NDArray[np.uint8]:
             return _composite_on_white(rgba)
         rgb = im if mode == "RGB" else im.convert("RGB")
     except (ValueError, OSError) as exc:
-        raise UnsupportedImageError(
-            f"cannot convert pixel mode {mode!r} to RGB ({exc})", source=label
-        ) from exc
+        raise UnsupportedImageError(f"cannot convert pixel mode {mode!r} to RGB ({exc})", source=label) from exc
     return _own_contiguous(np.asarray(rgb))
 
 
@@ -629,9 +620,7 @@ def _unidentified_error(stream: IO[bytes], label: str) -> ImageError:
     )
 
 
-def _decode_error(
-    exc: BaseException, stream: IO[bytes] | None, label: str, what: str
-) -> ImageDecodeError:
+def _decode_error(exc: BaseException, stream: IO[bytes] | None, label: str, what: str) -> ImageDecodeError:
     message = str(exc) or type(exc).__name__
     head, tail, size = _head_tail(stream)
     fmt = _sniff_format(head)
@@ -673,15 +662,12 @@ def _composite_on_white(rgba: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(out, dtype=np.uint8)
 
 
-def _from_array(
-    arr: npt.NDArray[Any], label: str, *, max_pixels: int | None
-) -> npt.NDArray[np.uint8]:
+def _from_array(arr: npt.NDArray[Any], label: str, *, max_pixels: int | None) -> npt.NDArray[np.uint8]:
     """Validate and convert an array input; the caller's array is never modified."""
     shape = tuple(arr.shape)
     if arr.ndim not in (2, 3):
         raise ImageDimensionError(
-            f"array of shape {shape} is not an image; expected (H, W), (H, W, 1), "
-            "(H, W, 3) RGB or (H, W, 4) RGBA",
+            f"array of shape {shape} is not an image; expected (H, W), (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA",
             source=label,
         )
     if arr.ndim == 3 and shape[2] not in (1, 3, 4):
@@ -719,8 +705,7 @@ def _to_uint8(arr: npt.NDArray[Any], label: str) -> npt.NDArray[np.uint8]:
         if not bool(np.isfinite(work).all()):
             bad = int(np.count_nonzero(~np.isfinite(work)))
             raise ImageDimensionError(
-                f"{dtype} array of shape {tuple(arr.shape)} holds {bad} NaN/inf values; "
-                "pixels must be finite",
+                f"{dtype} array of shape {tuple(arr.shape)} holds {bad} NaN/inf values; pixels must be finite",
                 source=label,
             )
         lo, hi = float(work.min()), float(work.max())
@@ -745,4 +730,3 @@ def _to_uint8(arr: npt.NDArray[Any], label: str) -> npt.NDArray[np.uint8]:
         f"array dtype {dtype} is not an image dtype; use uint8, uint16, bool or float in [0, 1]",
         source=label,
     )
-

@@ -95,9 +95,7 @@ def _parse_spec(d: dict[str, Any]) -> ModelSpec:
         k: OperatingPoint(k, float(v["threshold"]), float(v["fmr"]), float(v["fnmr"]), str(v["calibrated_on"]))
         for k, v in d.get("operating_points", {}).items()
     }
-    files = tuple(
-        ModelFile(f["filename"], f["sha256"], f.get("package"), f.get("subdir", "")) for f in d["files"]
-    )
+    files = tuple(ModelFile(f["filename"], f["sha256"], f.get("package"), f.get("subdir", "")) for f in d["files"])
     return ModelSpec(
         name=d["name"],
         kind=d["kind"],

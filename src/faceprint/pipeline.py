@@ -155,9 +155,7 @@ class FacePipeline:
         aligned = [align(image, d, self.embedder.template) for d in usable]
         vecs = self.embedder.embed([a.image for a in aligned])
         embs = to_embeddings(self.embedder, vecs)
-        return [
-            Face(d, e, a if keep_aligned else None) for d, e, a in zip(usable, embs, aligned, strict=True)
-        ]
+        return [Face(d, e, a if keep_aligned else None) for d, e, a in zip(usable, embs, aligned, strict=True)]
 
     def analyze(self, image: ImageSource, *, select: Selection = "all", keep_aligned: bool = False) -> list[Face]:
         """Detect, align and embed the faces of one image."""
@@ -201,9 +199,7 @@ class FacePipeline:
 
     # --- many images -----------------------------------------------------------------------
 
-    def process_batch(
-        self, sources: Sequence[ImageSource], *, select: Selection = "all"
-    ) -> list[ImageResult]:
+    def process_batch(self, sources: Sequence[ImageSource], *, select: Selection = "all") -> list[ImageResult]:
         """Decode and detect each image, then embed every face of the batch in one call."""
         results: list[ImageResult] = []
         pending: list[tuple[int, npt.NDArray[np.uint8], list[Detection]]] = []
@@ -211,7 +207,9 @@ class FacePipeline:
             label = describe_source(src)
             try:
                 img = self.load(src)
-                dets = [d for d in select_faces(self.detector.detect(img), img.shape, select) if d.landmarks is not None]
+                dets = [
+                    d for d in select_faces(self.detector.detect(img), img.shape, select) if d.landmarks is not None
+                ]
             except FaceprintError as exc:
                 results.append(ImageResult(label, [], exc))
                 continue

@@ -165,8 +165,7 @@ def operating_point(model_id: str, name: str = "fmr=0.001") -> OperatingPoint:
     except KeyError:
         known = ", ".join(spec.operating_points) or "none calibrated"
         raise ConfigurationError(
-            f"model {model_id!r} has no operating point {name!r} (known: {known}); "
-            "pass an explicit threshold instead"
+            f"model {model_id!r} has no operating point {name!r} (known: {known}); pass an explicit threshold instead"
         ) from None
 
 

@@ -164,8 +164,7 @@ class Embedding:
     def check_compatible(self, other: Embedding) -> None:
         if self.model_id != other.model_id or self.model_version != other.model_version:
             raise EmbeddingMismatchError(
-                f"cannot compare embeddings of {self.model} and {other.model}: "
-                "re-embed both faces with the same model"
+                f"cannot compare embeddings of {self.model} and {other.model}: re-embed both faces with the same model"
             )
         if self.dim != other.dim:
             raise EmbeddingMismatchError(f"embedding dimensions differ: {self.dim} vs {other.dim}")

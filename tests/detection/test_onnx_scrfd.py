@@ -245,7 +245,7 @@ def test_detect_batch_and_determinism(two_faces: Path) -> None:
     imgs = [image(1280, 960), image(640, 640)]
     batch = det.detect_batch(imgs)
     assert len(batch) == 2
-    for got, im in zip(batch, imgs):
+    for got, im in zip(batch, imgs, strict=True):
         want = det.detect(im)
         assert [d.to_dict() for d in got] == [d.to_dict() for d in want]
     assert det.detect_batch([]) == []

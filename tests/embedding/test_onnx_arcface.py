@@ -285,7 +285,9 @@ def test_bad_settings(model_path: Path) -> None:
 
 
 def test_threads_and_provider_fallback(model_path: Path) -> None:
-    emb = OnnxArcFaceEmbedder(model=model_path, threads=1, providers=["NoSuchExecutionProvider", "CPUExecutionProvider"])
+    emb = OnnxArcFaceEmbedder(
+        model=model_path, threads=1, providers=["NoSuchExecutionProvider", "CPUExecutionProvider"]
+    )
     crops = random_crops(2, seed=6)
     np.testing.assert_allclose(emb.embed(list(crops)), reference(crops), atol=1e-5)
 

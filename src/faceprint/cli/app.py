@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from .. import errors
-
 from .app_common import EXIT_BAD_INPUT, EXIT_MODEL, EXIT_NO_FACE, EXIT_OTHER, EXIT_USAGE
 
 app = typer.Typer(

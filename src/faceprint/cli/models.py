@@ -11,7 +11,9 @@ app = typer.Typer(help="List models, backends and their licences.", no_args_is_h
 
 
 @app.command("list")
-def list_models(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False) -> None:
+def list_models(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+) -> None:
     """Show every model in the manifest (licence, commercial use, operating points) and backend names."""
     from ..models import manifest
     from ..registry import detectors, embedders
@@ -28,8 +30,14 @@ def list_models(json_out: Annotated[bool, typer.Option("--json", help="Machine-r
         table.add_column(col)
     for s in specs:
         ops = ", ".join(f"{k}: {v['threshold']:.4f}" for k, v in s["operating_points"].items()) or "-"
-        table.add_row(s["name"], s["kind"], "yes" if s["default"] else "", "yes" if s["commercial_use"] else "NO",
-                      s["licence"], ops)
+        table.add_row(
+            s["name"],
+            s["kind"],
+            "yes" if s["default"] else "",
+            "yes" if s["commercial_use"] else "NO",
+            s["licence"],
+            ops,
+        )
     con = Console()
     con.print(table)
     con.print(f"detector backends: {', '.join(detectors.names())}")

@@ -39,7 +39,6 @@ def detect(
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Print the faces in each image as JSON lines: {"image", "faces": [{"bbox", "score", "landmarks"}]}."""
-    from ..detection.base import Detector  # noqa: F401  (documents the protocol used)
     from ..io import load_image
     from ..registry import detectors
 
@@ -53,7 +52,12 @@ def detect(
             failed += 1
             emit_error_line(str(path), exc)
             continue
-        line = {"image": str(path), "width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in faces]}
+        line = {
+            "image": str(path),
+            "width": img.shape[1],
+            "height": img.shape[0],
+            "faces": [f.to_dict() for f in faces],
+        }
         sys.stdout.write(json.dumps(line) + "\n")
     if failed:
         raise typer.Exit(code=3)
@@ -73,13 +77,17 @@ def embed(
     """Embed every face of every image and save embeddings with path, bbox, landmarks and model id."""
     from ..export import EmbeddingWriter
 
+    writer = EmbeddingWriter(output)  # checks the output path before any work
     paths = list(iter_images(inputs))
     pipe = _pipeline(detector, embedder, upsample, max_pixels)
-    writer = EmbeddingWriter(output)
     failed: list[ImageResult] = []
     with progress_bar(len(paths), "embedding") as advance:
         for res in pipe.embed_many(
-            paths, select=select, workers=workers or None, progress=None, total=len(paths)  # type: ignore[arg-type]
+            paths,
+            select=select,
+            workers=workers or None,
+            progress=None,
+            total=len(paths),  # type: ignore[arg-type]
         ):
             if res.error is not None:
                 failed.append(res)

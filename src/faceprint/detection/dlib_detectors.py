@@ -41,9 +41,7 @@ def _check_image(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(a)
 
 
-def _resize_for_detection(
-    image: npt.NDArray[np.uint8], max_side: int | None
-) -> tuple[npt.NDArray[np.uint8], float]:
+def _resize_for_detection(image: npt.NDArray[np.uint8], max_side: int | None) -> tuple[npt.NDArray[np.uint8], float]:
     """Shrink so the longer side is at most ``max_side``; returns (image, factor original/small)."""
     h, w = image.shape[:2]
     if max_side is None or max(h, w) <= max_side:
@@ -89,9 +87,7 @@ class _DlibBase:
         small, f = _resize_for_detection(img, self.max_side)
         out: list[Detection] = []
         for box, score in self._raw(small):
-            b = BBox(
-                max(0.0, box.x1 * f), max(0.0, box.y1 * f), min(float(w), box.x2 * f), min(float(h), box.y2 * f)
-            )
+            b = BBox(max(0.0, box.x1 * f), max(0.0, box.y1 * f), min(float(w), box.x2 * f), min(float(h), box.y2 * f))
             if b.width <= 1 or b.height <= 1:
                 continue
             # landmarks on the full-resolution image, from the unclipped box scaled back
@@ -132,7 +128,8 @@ class DlibHogDetector(_DlibBase):
     def _raw(self, image: npt.NDArray[np.uint8]) -> list[tuple[BBox, float]]:
         rects, scores, _ = self._det.run(image, self.upsample, self.threshold)
         return [
-            (BBox(r.left(), r.top(), r.right() + 1, r.bottom() + 1), float(s)) for r, s in zip(rects, scores, strict=True)
+            (BBox(r.left(), r.top(), r.right() + 1, r.bottom() + 1), float(s))
+            for r, s in zip(rects, scores, strict=True)
         ]
 
 

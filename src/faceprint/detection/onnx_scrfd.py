@@ -28,15 +28,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..embedding.onnx_arcface import (
-    _describe,
-    _dims,
-    _float_dtype,
+from ..errors import (
+    ConfigurationError,
+    EmptyImageError,
+    ImageDimensionError,
+    ModelFormatError,
+)
+from ..onnx_runtime import (
+    describe_nodes,
+    dims,
+    float_dtype,
     model_version_of,
     open_onnx_session,
     resolve_onnx_model,
 )
-from ..errors import ConfigurationError, EmptyImageError, ImageDimensionError, ModelFormatError
 from ..registry import detectors
 from ..types import BBox, Detection, Landmarks
 
@@ -58,7 +63,9 @@ def _anchor_centres(height: int, width: int, stride: int) -> npt.NDArray[np.floa
     return centres
 
 
-def nms(boxes: npt.NDArray[np.floating[Any]], scores: npt.NDArray[np.floating[Any]], iou_threshold: float) -> npt.NDArray[np.intp]:
+def nms(
+    boxes: npt.NDArray[np.floating[Any]], scores: npt.NDArray[np.floating[Any]], iou_threshold: float
+) -> npt.NDArray[np.intp]:
     """Greedy non-maximum suppression.
 
     Args:
@@ -140,7 +147,10 @@ class OnnxScrfdDetector:
         self._inspect_graph()
         log.info(
             "loaded SCRFD detector %s@%s: input %dx%d, keypoints %s",
-            self.path.name, self.model_version, *self.input_size, self.has_keypoints,
+            self.path.name,
+            self.model_version,
+            *self.input_size,
+            self.has_keypoints,
         )
 
     def _inspect_graph(self) -> None:
@@ -148,28 +158,37 @@ class OnnxScrfdDetector:
         outputs = self._session.get_outputs()
         if len(inputs) != 1:
             raise ModelFormatError(
-                f"{self.path}: a SCRFD detector needs exactly one input, found {len(inputs)}: {_describe(inputs)}"
+                f"{self.path}: a SCRFD detector needs exactly one input, found {len(inputs)}: {describe_nodes(inputs)}"
             )
         inp = inputs[0]
-        shape = _dims(inp.shape)
+        shape = dims(inp.shape)
         if len(shape) != 4 or shape[1] != 3:
-            raise ModelFormatError(f"{self.path}: expected an NCHW image input (N, 3, H, W), found {_describe(inputs)}")
+            raise ModelFormatError(
+                f"{self.path}: expected an NCHW image input (N, 3, H, W), found {describe_nodes(inputs)}"
+            )
         if shape[0] not in (None, 1):
-            raise ModelFormatError(f"{self.path}: expected batch size 1 or dynamic, found {_describe(inputs)}")
+            raise ModelFormatError(f"{self.path}: expected batch size 1 or dynamic, found {describe_nodes(inputs)}")
         if shape[2] is not None and shape[3] is not None:
             fixed = (shape[3], shape[2])
             if fixed != self.input_size:
-                log.warning("%s has a fixed input size %dx%d; using it instead of %dx%d", self.path, *fixed, *self.input_size)
+                log.warning(
+                    "%s has a fixed input size %dx%d; using it instead of %dx%d",
+                    self.path,
+                    *fixed,
+                    *self.input_size,
+                )
                 self.input_size = fixed
             if fixed[0] % 32 or fixed[1] % 32:
                 raise ModelFormatError(f"{self.path}: input size {fixed} is not a multiple of 32")
         elif shape[2] is not None or shape[3] is not None:
-            raise ModelFormatError(f"{self.path}: input has one fixed and one dynamic spatial size: {_describe(inputs)}")
-        self._in_dtype = _float_dtype(inp.type, self.path, "the input")
+            raise ModelFormatError(
+                f"{self.path}: input has one fixed and one dynamic spatial size: {describe_nodes(inputs)}"
+            )
+        self._in_dtype = float_dtype(inp.type, self.path, "the input")
         if len(outputs) not in (6, 9):
             raise ModelFormatError(
                 f"{self.path}: a SCRFD graph has 6 outputs (no keypoints) or 9 (with keypoints) for strides "
-                f"8/16/32, found {len(outputs)}: {_describe(outputs)}"
+                f"8/16/32, found {len(outputs)}: {describe_nodes(outputs)}"
             )
         self.has_keypoints: bool = len(outputs) == 9
         self._input_name: str = inp.name

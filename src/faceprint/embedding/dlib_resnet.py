@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from ..errors import BackendUnavailableError, ConfigurationError, InvalidEmbeddingError
 from ..models import get_spec, model_path
+from ..onnx_runtime import open_onnx_session
 from ..registry import embedders
 from .base import check_crops, l2_normalise
 
@@ -75,23 +76,10 @@ class DlibResNetOnnxEmbedder(_DlibResNetBase):
         self, *, threads: int | None = None, batch_size: int = 32, providers: Sequence[str] | None = None
     ) -> None:
         super().__init__(batch_size=batch_size)
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # pragma: no cover - hard dependency
-            raise BackendUnavailableError("dlib-resnet-onnx needs onnxruntime: pip install onnxruntime") from exc
         from .dlib_export import dlib_resnet_to_onnx
 
         proto = dlib_resnet_to_onnx(self._path)
-        so = ort.SessionOptions()
-        if threads is not None:
-            if threads < 1:
-                raise ConfigurationError(f"threads must be ≥ 1, got {threads}")
-            so.intra_op_num_threads = int(threads)
-            so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            proto.SerializeToString(), sess_options=so, providers=list(providers or ["CPUExecutionProvider"])
-        )
+        self._session = open_onnx_session(proto.SerializeToString(), threads=threads, providers=providers)
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
 

@@ -10,8 +10,6 @@ with the network fed RGB (InsightFace swaps its BGR images to RGB before the net
 AdaFace and other packs use other constants and channel orders; pass ``input_mean``,
 ``input_std`` and ``bgr`` accordingly.
 
-This module also holds the small ONNX Runtime helpers (:func:`resolve_onnx_model`,
-:func:`open_onnx_session`) that :mod:`faceprint.detection.onnx_scrfd` shares.
 """
 
 from __future__ import annotations
@@ -19,24 +17,28 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import (
-    BackendUnavailableError,
     ConfigurationError,
     InvalidEmbeddingError,
     ModelFormatError,
-    ModelNotFoundError,
 )
-from ..models import model_dir, sha256_file, verify_file
+from ..onnx_runtime import (
+    describe_nodes,
+    dims,
+    float_dtype,
+    model_version_of,
+    open_onnx_session,
+    resolve_onnx_model,
+)
 from ..registry import embedders
 from .base import check_crops, l2_normalise
 
-__all__ = ["OnnxArcFaceEmbedder", "resolve_onnx_model", "open_onnx_session", "model_version_of"]
+__all__ = ["OnnxArcFaceEmbedder"]
 
 log = logging.getLogger(__name__)
 
@@ -44,105 +46,6 @@ log = logging.getLogger(__name__)
 _TEMPLATE_SIZE = 112
 #: Crops per ``session.run`` for models with a dynamic batch dimension.
 _CHUNK = 32
-
-
-# --- shared ONNX Runtime helpers ------------------------------------------------------------
-
-
-def _onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:  # pragma: no cover - onnxruntime is a declared dependency
-        raise BackendUnavailableError(
-            "the ONNX backends need ONNX Runtime: pip install onnxruntime (or onnxruntime-gpu)"
-        ) from exc
-    return onnxruntime
-
-
-def resolve_onnx_model(model: str | os.PathLike[str]) -> Path:
-    """Find a model file: an existing path as given, else a name relative to :func:`model_dir`.
-
-    A name without a suffix also matches ``name.onnx``. Raises :class:`ModelNotFoundError`
-    that lists every place looked at.
-    """
-    if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
-        raise ConfigurationError(f"model must be a path or a file name, got {model!r}")
-    given = Path(model).expanduser()
-    candidates: list[Path] = [given]
-    if not given.is_absolute():
-        base = model_dir()
-        candidates.append(base / given)
-    if given.suffix == "":
-        candidates += [c.with_name(c.name + ".onnx") for c in list(candidates)]
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
-    looked = ", ".join(str(c) for c in candidates)
-    raise ModelNotFoundError(
-        f"ONNX model {os.fspath(model)!r} not found (looked at: {looked}); put the file in the model "
-        f"directory {model_dir()} (set FACEPRINT_MODEL_DIR to use another) or pass its full path"
-    )
-
-
-def model_version_of(path: Path, sha256: str | None) -> str:
-    """Verify ``path`` against ``sha256`` when given; return the first 12 hex digits of its sha256."""
-    if sha256 is not None:
-        expected = str(sha256).strip().lower()
-        if len(expected) != 64 or any(ch not in "0123456789abcdef" for ch in expected):
-            raise ConfigurationError(f"sha256 must be 64 hex digits, got {sha256!r}")
-        verify_file(path, expected)
-        return expected[:12]
-    return sha256_file(path)[:12]
-
-
-def open_onnx_session(
-    path: Path, *, threads: int | None, providers: Sequence[str] | None
-) -> Any:
-    """An ``onnxruntime.InferenceSession`` for ``path``; a file ONNX Runtime cannot load gives
-    :class:`ModelFormatError`."""
-    ort = _onnxruntime()
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigurationError(f"threads must be a positive integer or None, got {threads!r}")
-    if providers is None:
-        wanted: list[str] = ["CPUExecutionProvider"]
-    elif isinstance(providers, str):
-        wanted = [providers]
-    else:
-        wanted = [str(p) for p in providers]
-    available = set(ort.get_available_providers())
-    chosen = [p for p in wanted if p in available]
-    dropped = [p for p in wanted if p not in available]
-    if dropped:
-        log.warning("ONNX Runtime providers not available here, skipped: %s", ", ".join(dropped))
-    if not chosen:
-        raise ConfigurationError(
-            f"none of the providers {wanted} is available; available: {', '.join(sorted(available))}"
-        )
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
-    except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, …)
-        raise ModelFormatError(f"{path} is not an ONNX model ONNX Runtime can load: {exc}") from exc
-
-
-def _dims(shape: Any) -> list[int | None]:
-    """ONNX Runtime shape → list with None for symbolic/unknown dimensions."""
-    return [d if isinstance(d, int) and d > 0 else None for d in (shape or [])]
-
-
-def _describe(nodes: Sequence[Any]) -> str:
-    return "; ".join(f"{n.name!r} {n.type} shape {list(n.shape) if n.shape is not None else '?'}" for n in nodes) or "none"
-
-
-def _float_dtype(type_str: str, path: Path, what: str) -> type[np.floating[Any]]:
-    if type_str == "tensor(float)":
-        return np.float32
-    if type_str == "tensor(float16)":
-        return np.float16
-    raise ModelFormatError(f"{path}: {what} has type {type_str}; expected tensor(float) or tensor(float16)")
 
 
 def _per_channel(value: float | Sequence[float], name: str) -> npt.NDArray[np.float32]:
@@ -206,7 +109,12 @@ class OnnxArcFaceEmbedder:
         self._inspect_graph()
         log.info(
             "loaded ONNX embedder %s@%s from %s: input %d×%d, dim %d, batch %s",
-            self.model_id, self.model_version, self.path, self.input_size, self.input_size, self.dim,
+            self.model_id,
+            self.model_version,
+            self.path,
+            self.input_size,
+            self.input_size,
+            self.dim,
             self._fixed_batch or "dynamic",
         )
 
@@ -216,29 +124,29 @@ class OnnxArcFaceEmbedder:
         if len(inputs) != 1:
             raise ModelFormatError(
                 f"{self.path}: an ArcFace-style embedder needs exactly one input, found {len(inputs)}: "
-                f"{_describe(inputs)}"
+                f"{describe_nodes(inputs)}"
             )
         if len(outputs) != 1:
             raise ModelFormatError(
                 f"{self.path}: an ArcFace-style embedder needs exactly one output, found {len(outputs)}: "
-                f"{_describe(outputs)}"
+                f"{describe_nodes(outputs)}"
             )
         inp, out = inputs[0], outputs[0]
-        ishape = _dims(inp.shape)
+        ishape = dims(inp.shape)
         if len(ishape) != 4 or ishape[1] != 3:
             raise ModelFormatError(
-                f"{self.path}: expected an NCHW image input (N, 3, S, S), found {_describe(inputs)}"
+                f"{self.path}: expected an NCHW image input (N, 3, S, S), found {describe_nodes(inputs)}"
             )
         h, w = ishape[2], ishape[3]
         if h is not None and w is not None and h != w:
-            raise ModelFormatError(f"{self.path}: expected a square input, found {_describe(inputs)}")
+            raise ModelFormatError(f"{self.path}: expected a square input, found {describe_nodes(inputs)}")
         self.input_size: int = h or w or _TEMPLATE_SIZE
-        self._in_dtype = _float_dtype(inp.type, self.path, "the input")
+        self._in_dtype = float_dtype(inp.type, self.path, "the input")
         self._fixed_batch: int | None = ishape[0]
-        oshape = _dims(out.shape)
+        oshape = dims(out.shape)
         if out.shape is None or len(out.shape) != 2:
-            raise ModelFormatError(f"{self.path}: expected one output of shape (N, D), found {_describe(outputs)}")
-        _float_dtype(out.type, self.path, "the output")
+            raise ModelFormatError(f"{self.path}: expected one output of shape (N, D), found {describe_nodes(outputs)}")
+        float_dtype(out.type, self.path, "the output")
         self._input_name: str = inp.name
         self._output_name: str = out.name
         if oshape[1] is not None:

@@ -1,0 +1,480 @@
+"""faceprint vs the ``face_recognition`` package on LFW View 1: speed and accuracy, same run.
+
+What is measured, on the images named by ``pairsDevTrain.txt`` and ``pairsDevTest.txt``:
+
+1. End-to-end throughput (file path → embedding of the main face), wall clock, models built
+   and warmed up before timing:
+
+   * face_recognition 1.3.0 with its defaults, in one process as users run it:
+     ``load_image_file`` + ``face_encodings(img)`` (HOG, upsample 1, 5-point landmarks,
+     dlib ResNet, 1 jitter), first encoding kept;
+   * faceprint ``FacePipeline().embed_many(paths, select="largest", workers=<cores>)`` with its
+     defaults (HOG→MMOD fallback detector, ``dlib-resnet-onnx`` embedder);
+   * the same with ``workers=1``, so the single-process gain is visible.
+
+   ``embed_many`` with several workers starts its worker processes (which load their models)
+   inside the call; that start-up is reported separately and also excluded, by timing from the
+   first result to the last (the rate then covers all images but the first chunk).
+
+2. Per-face embedding time on the same aligned 150×150 chips (from faceprint's
+   ``align(img, detection, "dlib150")``): dlib's ``face_recognition_model_v1
+   .compute_face_descriptor`` one chip at a time vs faceprint's ``dlib-resnet-onnx`` embedder
+   at batch 32, with 1 thread and with all cores.
+
+3. Verification on ``pairsDevTest.txt`` with thresholds chosen on ``pairsDevTrain.txt``:
+   face_recognition's score is the negative euclidean distance of its encodings (its fixed
+   default tolerance 0.6 is reported too), faceprint's is cosine similarity. Accuracy at the
+   threshold maximising DevTrain accuracy; EER on DevTest; FMR/FNMR on DevTest at the DevTrain
+   FMR=1e-3 threshold (DevTrain has 1,100 non-mated pairs, so that threshold rests on ~1 false
+   match: treat it as indicative). An image where a system finds no face counts as a failure to
+   acquire, and every pair that uses it is decided as a non-match (score −inf; a finite
+   sentinel below every real score in the EER/threshold code).
+
+Setup (benchmark only, not a faceprint dependency; see ``benchmarks/requirements.txt``)::
+
+    pip install --no-deps face_recognition==1.3.0
+    # face_recognition_models imports pkg_resources: if ``import face_recognition`` fails
+    # for that reason, also: pip install "setuptools<81"
+
+Usage::
+
+    python benchmarks/bench_lfw.py --out benchmarks/results/lfw.json          # full run, ~15-30 min
+    python benchmarks/bench_lfw.py --limit 100 --out /tmp/lfw_quick.json      # quick check
+
+``--limit N`` keeps the first N/2 mated and N/2 non-mated pairs of each pair file.
+The data folder defaults to ``$FACEPRINT_TEST_DATA/lfw_view1`` (``../shared/data`` from the
+project root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SENTINEL = -1e6  # stands for −inf (no face) where the scoring code needs finite numbers
+
+
+# --- LFW pair files --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    mated: bool
+
+
+def lfw_path(root: Path, name: str, n: int | str) -> str:
+    return str(root / name / f"{name}_{int(n):04d}.jpg")
+
+
+def read_pairs(path: Path, root: Path, limit: int | None = None) -> list[Pair]:
+    """Parse an LFW View 1 pair file: a count line, then ``name n1 n2`` or ``name1 n1 name2 n2``."""
+    lines = path.read_text().splitlines()
+    declared = int(lines[0].split()[0])
+    pairs: list[Pair] = []
+    for ln in lines[1:]:
+        f = ln.split()
+        if not f:
+            continue
+        if len(f) == 3:
+            pairs.append(Pair(lfw_path(root, f[0], f[1]), lfw_path(root, f[0], f[2]), True))
+        elif len(f) == 4:
+            pairs.append(Pair(lfw_path(root, f[0], f[1]), lfw_path(root, f[2], f[3]), False))
+        else:
+            raise ValueError(f"{path}: unexpected line {ln!r}")
+    n_m = sum(p.mated for p in pairs)
+    if n_m != declared or len(pairs) - n_m != declared:
+        raise ValueError(f"{path}: header says {declared} of each, found {n_m} mated, {len(pairs) - n_m} non-mated")
+    if limit is not None:
+        half = max(1, limit // 2)
+        pairs = [p for p in pairs if p.mated][:half] + [p for p in pairs if not p.mated][:half]
+    return pairs
+
+
+def unique_images(*pair_lists: Sequence[Pair]) -> list[str]:
+    seen: dict[str, None] = {}
+    for pairs in pair_lists:
+        for p in pairs:
+            seen.setdefault(p.a)
+            seen.setdefault(p.b)
+    return list(seen)
+
+
+# --- verification figures ----------------------------------------------------------------------
+
+
+def pair_scores(pairs: Sequence[Pair], emb: dict[str, np.ndarray | None], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(genuine, impostor) scores; a pair with a missing face gets SENTINEL (= non-match)."""
+    g: list[float] = []
+    i: list[float] = []
+    for p in pairs:
+        ea, eb = emb.get(p.a), emb.get(p.b)
+        if ea is None or eb is None:
+            s = SENTINEL
+        elif kind == "neg_euclidean":
+            s = -float(np.linalg.norm(ea - eb))
+        else:  # cosine
+            s = float(np.dot(ea, eb) / (np.linalg.norm(ea) * np.linalg.norm(eb)))
+        (g if p.mated else i).append(s)
+    return np.array(g), np.array(i)
+
+
+def accuracy_at(g: np.ndarray, i: np.ndarray, t: float) -> float:
+    return float((np.sum(g >= t) + np.sum(i < t)) / (g.size + i.size))
+
+
+def best_accuracy_threshold(g: np.ndarray, i: np.ndarray) -> tuple[float, float]:
+    """Threshold maximising accuracy (midpoint between neighbouring scores) and that accuracy."""
+    s = np.unique(np.concatenate([g, i]))
+    cands = np.concatenate([[s[0] - 1e-6], (s[:-1] + s[1:]) / 2.0, [s[-1] + 1e-6]])
+    gs, is_ = np.sort(g), np.sort(i)
+    tp = g.size - np.searchsorted(gs, cands, side="left")  # genuine >= t
+    tn = np.searchsorted(is_, cands, side="left")  # impostor < t
+    acc = (tp + tn) / (g.size + i.size)
+    k = int(np.argmax(acc))
+    return float(cands[k]), float(acc[k])
+
+
+def verification(
+    train: Sequence[Pair], test: Sequence[Pair], emb: dict[str, np.ndarray | None], kind: str,
+    fixed: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    from faceprint.scoring import eer, fmr_fnmr, threshold_at_fmr
+
+    gtr, itr = pair_scores(train, emb, kind)
+    gte, ite = pair_scores(test, emb, kind)
+    t_acc, acc_train = best_accuracy_threshold(gtr, itr)
+    rate, t_eer = eer(gte, ite)
+    t_fmr = threshold_at_fmr(itr, 1e-3)
+    fm, fn = fmr_fnmr(gte, ite, t_fmr)
+    out: dict[str, Any] = {
+        "score": kind,
+        "pairs_train": len(train),
+        "pairs_test": len(test),
+        "pairs_test_without_face": int(np.sum(gte == SENTINEL) + np.sum(ite == SENTINEL)),
+        "threshold_acc_from_train": t_acc,
+        "accuracy_train": acc_train,
+        "accuracy_test": accuracy_at(gte, ite, t_acc),
+        "eer_test": rate,
+        "eer_threshold_test": t_eer,
+        "threshold_fmr1e-3_from_train": t_fmr,
+        "fmr_test_at_train_fmr1e-3": fm,
+        "fnmr_test_at_train_fmr1e-3": fn,
+    }
+    for name, t in (fixed or {}).items():
+        out[f"accuracy_test_{name}"] = accuracy_at(gte, ite, t)
+        out[f"accuracy_train_{name}"] = accuracy_at(gtr, itr, t)
+    return out
+
+
+# --- the systems ----------------------------------------------------------------------------------
+
+
+def run_face_recognition(paths: Sequence[str], warmup: Sequence[str]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    import face_recognition as fr  # loads its models at import
+
+    load_s = time.perf_counter() - t0
+    for p in warmup:
+        fr.face_encodings(fr.load_image_file(p))
+    emb: dict[str, np.ndarray | None] = {}
+    t0 = time.perf_counter()
+    for p in paths:
+        encs = fr.face_encodings(fr.load_image_file(p))
+        emb[p] = np.asarray(encs[0], dtype=np.float64) if encs else None
+    wall = time.perf_counter() - t0
+    no_face = [p for p, e in emb.items() if e is None]
+    return {
+        "images": len(paths),
+        "wall_s": wall,
+        "images_per_s": len(paths) / wall,
+        "model_load_s": load_s,
+        "no_face": len(no_face),
+        "no_face_images": no_face,
+        "_emb": emb,
+    }
+
+
+def run_faceprint(
+    pipe: Any, paths: Sequence[str], workers: int, chunk_size: int
+) -> dict[str, Any]:
+    stamps: list[tuple[float, int]] = []
+    emb: dict[str, np.ndarray | None] = {}
+    errors: dict[str, str] = {}
+    by_detector: dict[str, int] = {}
+    t0 = time.perf_counter()
+    stream = pipe.embed_many(
+        paths, select="largest", workers=workers, chunk_size=chunk_size,
+        progress=lambda done, total: stamps.append((time.perf_counter(), done)), total=len(paths),
+    )
+    for p, r in zip(paths, stream, strict=True):  # results come in input order
+        if r.error is not None:
+            errors[p] = f"{type(r.error).__name__}: {r.error}"
+        if r.faces:
+            f = r.faces[0]
+            emb[p] = np.asarray(f.embedding.vector, dtype=np.float64)
+            by_detector[f.detection.detector] = by_detector.get(f.detection.detector, 0) + 1
+        else:
+            emb[p] = None
+    wall = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "images": len(paths),
+        "workers": workers,
+        "chunk_size": chunk_size,
+        "wall_s": wall,
+        "images_per_s": len(paths) / wall,
+        "no_face": sum(e is None for e in emb.values()),
+        "no_face_images": [p for p, e in emb.items() if e is None],
+        "errors": errors,
+        "faces_by_detector": by_detector,
+        "_emb": emb,
+    }
+    if stamps and len(stamps) > 1:
+        (t1, d1), (t2, d2) = stamps[0], stamps[-1]
+        out["first_result_s"] = t1 - t0
+        out["images_per_s_after_first_chunk"] = (d2 - d1) / (t2 - t1)
+    return out
+
+
+def per_face_timing(paths: Sequence[str], n_chips: int, batch: int, threads_all: int) -> dict[str, Any]:
+    import dlib
+
+    from faceprint.alignment import align
+    from faceprint.io import load_image
+    from faceprint.models import model_path
+    from faceprint.registry import detectors, embedders
+
+    det = detectors.create("dlib-hog-mmod")
+    chips: list[np.ndarray] = []
+    for p in paths:
+        img = load_image(p)
+        d = det.detect(img)
+        if d:
+            chips.append(align(img, max(d, key=lambda x: x.bbox.area), "dlib150").image)
+        if len(chips) >= n_chips:
+            break
+    n = len(chips)
+    out: dict[str, Any] = {"chips": n, "batch_size": batch}
+
+    net = dlib.face_recognition_model_v1(str(model_path("dlib-resnet-v1")))
+    for c in chips[:3]:
+        net.compute_face_descriptor(c)
+    t0 = time.perf_counter()
+    ref = np.array([np.asarray(net.compute_face_descriptor(c)) for c in chips], dtype=np.float32)
+    out["dlib_ms_per_face"] = (time.perf_counter() - t0) / n * 1e3
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+
+    for label, threads in (("onnx_1thread", 1), (f"onnx_{threads_all}threads", threads_all)):
+        try:
+            emb = embedders.create("dlib-resnet-onnx", threads=threads, batch_size=batch)
+        except Exception as exc:  # noqa: BLE001 - report and go on; the backend may be unfinished
+            out[label] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        emb.embed(chips[:batch])  # warm-up
+        t0 = time.perf_counter()
+        v = emb.embed(chips)
+        ms = (time.perf_counter() - t0) / n * 1e3
+        cos = np.sum(v * ref, axis=1)
+        out[label] = {
+            "threads": threads,
+            "ms_per_face": ms,
+            "ratio_vs_dlib": ms / out["dlib_ms_per_face"],
+            "min_cosine_vs_dlib": float(cos.min()),
+            "max_abs_diff_vs_dlib": float(np.abs(v - ref).max()),
+        }
+    return out
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    versions: dict[str, str] = {}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for pkg in ("faceprint", "face_recognition", "dlib-bin", "onnxruntime", "numpy", "opencv-python-headless", "pillow"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return {
+        "cores": cores,
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    default_data = Path(os.environ.get("FACEPRINT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=default_data / "lfw_view1", help="LFW View 1 folder")
+    ap.add_argument("--limit", type=int, default=None, help="use at most N pairs of each pair file (N/2 mated, N/2 non-mated)")
+    ap.add_argument("--workers", type=int, default=None, help="faceprint worker processes (default: cores)")
+    ap.add_argument("--chunk-size", type=int, default=16, help="faceprint embed_many chunk size")
+    ap.add_argument("--embedder", default="dlib-resnet-onnx", help="faceprint embedder for the pipeline runs")
+    ap.add_argument("--chips", type=int, default=256, help="aligned chips for the per-face timing")
+    ap.add_argument("--batch", type=int, default=32, help="batch size of the ONNX embedder timing")
+    ap.add_argument("--warmup", type=int, default=4, help="images each system sees before timing")
+    ap.add_argument("--skip-single", action="store_true", help="skip faceprint with workers=1")
+    ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from faceprint.pipeline import FacePipeline, _cpu_count
+
+    cores = _cpu_count()
+    workers = args.workers or cores
+    train = read_pairs(args.data / "pairsDevTrain.txt", args.data, args.limit)
+    test = read_pairs(args.data / "pairsDevTest.txt", args.data, args.limit)
+    paths = unique_images(train, test)
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        print(f"error: {len(missing)} images missing, e.g. {missing[0]}", file=sys.stderr)
+        return 2
+    warm = paths[: args.warmup]
+    info = machine()
+    print(f"faceprint vs face_recognition on LFW View 1: {len(paths)} images, "
+          f"{len(train)} DevTrain + {len(test)} DevTest pairs")
+    print(f"machine: {info['cores']} cores, {info['cpu']}; python {info['python']}")
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": info,
+        "images": len(paths),
+        "pairs": {"train": len(train), "test": len(test), "limit": args.limit},
+        "faceprint_embedder": args.embedder,
+    }
+
+    # 1. throughput ------------------------------------------------------------------------
+    print("\n[1] end-to-end throughput (path → embedding of the main face)")
+    frr = run_face_recognition(paths, warm)
+    print(f"  face_recognition (1 process):  {frr['images_per_s']:7.2f} img/s  "
+          f"({frr['wall_s']:.1f} s; no face in {frr['no_face']} images)")
+
+    t0 = time.perf_counter()
+    pipe = FacePipeline(embedder=args.embedder)
+    build_s = time.perf_counter() - t0
+    list(pipe.embed_many(warm, select="largest", workers=1))
+    fpn = run_faceprint(pipe, paths, workers, args.chunk_size)
+    excl = fpn.get("images_per_s_after_first_chunk", fpn["images_per_s"])
+    print(f"  faceprint workers={workers}:          {fpn['images_per_s']:7.2f} img/s  "
+          f"({fpn['wall_s']:.1f} s incl. worker start-up; first result after {fpn.get('first_result_s', 0):.1f} s; "
+          f"{excl:.2f} img/s after it; no face in {fpn['no_face']}; by detector {fpn['faces_by_detector']})")
+    fp1 = None
+    if not args.skip_single and workers != 1:
+        fp1 = run_faceprint(pipe, paths, 1, args.chunk_size)
+        print(f"  faceprint workers=1:          {fp1['images_per_s']:7.2f} img/s  ({fp1['wall_s']:.1f} s)")
+    ratio_incl = fpn["images_per_s"] / frr["images_per_s"]
+    ratio_excl = excl / frr["images_per_s"]
+    print(f"  ratio faceprint(workers={workers}) / face_recognition: {ratio_excl:.2f}x "
+          f"(incl. worker start-up: {ratio_incl:.2f}x)")
+    if fp1:
+        print(f"  ratio faceprint(workers=1) / face_recognition: {fp1['images_per_s'] / frr['images_per_s']:.2f}x")
+    strip = lambda d: {k: v for k, v in d.items() if not k.startswith("_")}  # noqa: E731
+    results["throughput"] = {
+        "face_recognition": strip(frr),
+        "faceprint_pipeline_build_s": build_s,
+        "faceprint_workers": strip(fpn),
+        "faceprint_workers1": strip(fp1) if fp1 else None,
+        "ratio_workers_vs_fr": ratio_excl,
+        "ratio_workers_vs_fr_incl_startup": ratio_incl,
+        "ratio_workers1_vs_fr": fp1["images_per_s"] / frr["images_per_s"] if fp1 else None,
+    }
+    if fp1:
+        a, b = fpn["_emb"], fp1["_emb"]
+        diffs = [float(np.abs(a[p] - b[p]).max()) for p in paths if a.get(p) is not None and b.get(p) is not None]
+        results["throughput"]["max_abs_diff_workers_vs_workers1"] = max(diffs) if diffs else None
+
+    # agreement of the two systems' embeddings (same network; different detector/alignment code)
+    cos = []
+    for p in paths:
+        e1, e2 = frr["_emb"].get(p), fpn["_emb"].get(p)
+        if e1 is not None and e2 is not None:
+            cos.append(float(np.dot(e1, e2) / (np.linalg.norm(e1) * np.linalg.norm(e2))))
+    if cos:
+        c = np.array(cos)
+        results["embedding_agreement_cosine"] = {
+            "images": int(c.size), "median": float(np.median(c)), "p1": float(np.percentile(c, 1)), "min": float(c.min()),
+        }
+        print(f"  cosine(face_recognition encoding, faceprint embedding) per image: median {np.median(c):.4f}, "
+              f"1st pct {np.percentile(c, 1):.4f}, min {c.min():.4f}")
+
+    # 2. per-face embedding time ---------------------------------------------------------------
+    print(f"\n[2] per-face embedding time on aligned 150x150 chips (ONNX batch {args.batch})")
+    pf = per_face_timing(paths, args.chips, args.batch, cores)
+    print(f"  dlib compute_face_descriptor, one by one: {pf['dlib_ms_per_face']:.2f} ms/face ({pf['chips']} chips)")
+    for k, v in pf.items():
+        if k.startswith("onnx_"):
+            if "error" in v:
+                print(f"  {k}: unavailable ({v['error']})")
+            else:
+                print(f"  dlib-resnet-onnx threads={v['threads']}: {v['ms_per_face']:.2f} ms/face = "
+                      f"{v['ratio_vs_dlib']:.3f}x dlib (min cosine vs dlib {v['min_cosine_vs_dlib']:.6f})")
+    results["per_face"] = pf
+
+    # 3. verification -------------------------------------------------------------------------
+    print("\n[3] verification, threshold from DevTrain, figures on DevTest")
+    print("    (an image with no face found = failure to acquire; its pairs are decided as non-matches)")
+    acc_fr = verification(train, test, frr["_emb"], "neg_euclidean", fixed={"tolerance0.6": -0.6})
+    acc_fp = verification(train, test, fpn["_emb"], "cosine")
+    acc_fr["failure_to_acquire_images"] = frr["no_face"]
+    acc_fp["failure_to_acquire_images"] = fpn["no_face"]
+    for name, a in (("face_recognition", acc_fr), ("faceprint", acc_fp)):
+        print(f"  {name:17s} acc {a['accuracy_test'] * 100:6.2f}% (thr {a['threshold_acc_from_train']:.4f}, "
+              f"train {a['accuracy_train'] * 100:.2f}%)  EER {a['eer_test'] * 100:5.2f}%  "
+              f"@DevTrain FMR=1e-3 thr {a['threshold_fmr1e-3_from_train']:.4f}: FNMR {a['fnmr_test_at_train_fmr1e-3'] * 100:.2f}% "
+              f"FMR {a['fmr_test_at_train_fmr1e-3'] * 100:.2f}%  FTA {a['failure_to_acquire_images']} img, "
+              f"{a['pairs_test_without_face']} test pairs")
+    print(f"  face_recognition at its default tolerance 0.6: acc {acc_fr['accuracy_test_tolerance0.6'] * 100:.2f}%")
+    results["verification"] = {"face_recognition": acc_fr, "faceprint": acc_fp}
+
+    # targets -----------------------------------------------------------------------------------
+    onnx1 = pf.get("onnx_1thread", {})
+    onnx_all = pf.get(f"onnx_{cores}threads", {})
+    best_ratio = min([v["ratio_vs_dlib"] for v in (onnx1, onnx_all) if "ratio_vs_dlib" in v], default=math.nan)
+    targets = {
+        "throughput_>=3x": ratio_excl >= 3.0,
+        "embedding_<=0.25x_dlib_1thread": onnx1.get("ratio_vs_dlib", math.inf) <= 0.25,
+        "embedding_<=0.25x_dlib_best": best_ratio <= 0.25,
+        "accuracy_not_below_fr": acc_fp["accuracy_test"] >= acc_fr["accuracy_test"],
+    }
+    results["targets"] = targets
+    print("\ntargets:", ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items()))
+
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
