@@ -69,7 +69,9 @@ def test_detector_conformance(name: str, tiny_models: dict[str, Path], photos: l
             assert np.isfinite(d.score)
             if d.landmarks is not None:
                 assert d.landmarks.points.shape == (5, 2) and d.landmarks.points.dtype == np.float32
-    # a 1×1 image and an empty list are normal input
+    # tiny and thin images and an empty list are normal input, never a crash
+    for shape in [(1, 1, 3), (7, 300, 3), (300, 7, 3), (20, 20, 3)]:
+        assert isinstance(det.detect(np.zeros(shape, np.uint8)), list)
     assert det.detect(np.zeros((1, 1, 3), np.uint8)) == [] or name == "onnx-scrfd"
     assert det.detect_batch([]) == []
     # the input is not modified

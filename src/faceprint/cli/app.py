@@ -57,7 +57,8 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode, click returns the code of a typer.Exit instead of raising it
+        rv = app(args=argv, standalone_mode=False)
     except errors.FaceprintError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exit_code_for(exc)
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,6 +53,10 @@ def _resize_for_detection(image: npt.NDArray[np.uint8], max_side: int | None) ->
     return small, f
 
 
+#: Smallest image side (after upsampling) MMOD's CNN can scan; its faces are at least ~40 px.
+_MMOD_MIN_SIDE = 40
+
+
 class DlibLandmarker:
     """dlib's 5-point shape predictor (commercial use allowed; the 68-point one is not used)."""
 
@@ -165,6 +169,8 @@ class DlibMmodDetector(_DlibBase):
 
     def _raw(self, image: npt.NDArray[np.uint8]) -> list[tuple[BBox, float]]:
         up = self.upsample if self.upsample is not None else int(max(image.shape[:2]) < 600)
+        if min(image.shape[:2]) * 2**up < _MMOD_MIN_SIDE:
+            return []  # smaller than the network's receptive field: dlib would raise, and no face fits
         found = self._det(image, up)
         out = []
         for d in found:
