@@ -189,7 +189,7 @@ def warp(
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     # cv2.pyrDown centres output pixel i on input pixel 2i, so x_orig = 2 * x_half per level.
     while scale < 0.5 and min(src.shape[:2]) >= 8:
-        src = cv2.pyrDown(src)
+        src = np.asarray(cv2.pyrDown(src), dtype=np.uint8)
         m[:, :2] *= 2.0
         scale *= 2.0
     if truncate:
@@ -202,9 +202,10 @@ def warp(
             borderValue=(0, 0, 0),
         )
         return np.clip(np.floor(out), 0, 255).astype(np.uint8)
-    return cv2.warpAffine(
+    out8 = cv2.warpAffine(
         src, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
     )
+    return np.asarray(out8, dtype=np.uint8)
 
 
 def crop_transform(landmarks: Landmarks, template: str) -> npt.NDArray[np.float64]:
@@ -224,7 +225,7 @@ def crop_transform(landmarks: Landmarks, template: str) -> npt.NDArray[np.float6
     c2i = np.empty((2, 3))
     c2i[:, :2] = lin
     c2i[:, 2] = centre - lin @ np.array([(n - 1) / 2.0, (n - 1) / 2.0])
-    return cv2.invertAffineTransform(c2i)
+    return np.asarray(cv2.invertAffineTransform(c2i), dtype=np.float64)
 
 
 def align(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ..io import DEFAULT_MAX_PIXELS
-from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline, ImageResult
+from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline, ImageResult, Selection
 from .app_common import EXIT_NO_MATCH, emit_error_line, iter_images, progress_bar
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def embed(
     detector: DetectorOpt = DEFAULT_DETECTOR,
     embedder: EmbedderOpt = DEFAULT_EMBEDDER,
     upsample: UpsampleOpt = None,
-    select: Annotated[str, typer.Option(help="Faces per image: all, largest or central.")] = "all",
+    select: Annotated[Selection, typer.Option(help="Faces per image: all, largest or central.")] = "all",
     workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,

@@ -50,7 +50,7 @@ def _resize_for_detection(image: npt.NDArray[np.uint8], max_side: int | None) ->
 
     f = max(h, w) / float(max_side)
     small = cv2.resize(image, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA)
-    return small, f
+    return np.asarray(small, dtype=np.uint8), f
 
 
 #: Smallest image side (after upsampling) MMOD's CNN can scan; its faces are at least ~40 px.

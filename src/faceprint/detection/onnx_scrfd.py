@@ -277,9 +277,9 @@ class OnnxScrfdDetector:
         scores, boxes, kps = self._decode(outs)
         if scores.size == 0:
             return []
-        boxes = boxes / np.array([sx, sy, sx, sy], dtype=np.float32)
+        boxes = np.asarray(boxes / np.array([sx, sy, sx, sy], dtype=np.float32), dtype=np.float32)
         if kps is not None:
-            kps = kps / np.array([sx, sy], dtype=np.float32)
+            kps = np.asarray(kps / np.array([sx, sy], dtype=np.float32), dtype=np.float32)
         keep = nms(boxes, scores, self.nms_threshold)
         if self.max_faces is not None:
             keep = keep[: self.max_faces]
