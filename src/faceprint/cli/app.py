@@ -45,9 +45,10 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import models, recognize
+    from . import cluster, models, recognize
 
     recognize.register(app)
+    cluster.register(app)
     app.add_typer(models.app, name="models")
 
 
