@@ -11,13 +11,13 @@ FNMR(t) = share of mated (genuine) comparisons with score < t.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import ConfigurationError, EmbeddingMismatchError, InvalidEmbeddingError
+from .evaluation import metrics
 from .models import OperatingPoint, get_spec
 from .types import Decision, Embedding
 
@@ -73,9 +73,7 @@ def _scores(x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
 
 def fmr_fnmr(genuine: npt.ArrayLike, impostor: npt.ArrayLike, threshold: float) -> tuple[float, float]:
     """(FMR, FNMR) at ``threshold``, a comparison matching when ``score >= threshold``."""
-    g = _scores(genuine, "genuine")
-    i = _scores(impostor, "impostor")
-    return float(np.mean(i >= threshold)), float(np.mean(g < threshold))
+    return metrics.fmr_fnmr(_scores(genuine, "genuine"), _scores(impostor, "impostor"), threshold)
 
 
 def threshold_at_fmr(impostor: npt.ArrayLike, target_fmr: float) -> float:
@@ -83,48 +81,22 @@ def threshold_at_fmr(impostor: npt.ArrayLike, target_fmr: float) -> float:
 
     With n impostor scores, at most ``floor(target_fmr * n)`` of them may reach the
     threshold; the threshold is placed just above the next-highest score. When
-    ``target_fmr * n < 1`` the estimate rests on zero observed false matches: a warning says so
-    (by the rule of three, about ``3 / target_fmr`` comparisons are needed).
+    ``target_fmr * n < 3`` the estimate rests on (almost) no observed false matches: a warning says
+    so (by the rule of three, about ``3 / target_fmr`` comparisons are needed).
+    See :func:`faceprint.evaluation.metrics.threshold_at_fmr`.
     """
-    if not 0.0 <= target_fmr < 1.0:
-        raise ConfigurationError(f"target FMR must be in [0, 1), got {target_fmr}")
-    s = np.sort(_scores(impostor, "impostor"))[::-1]
-    n = s.size
-    k = int(math.floor(target_fmr * n + 1e-9))
-    if n * target_fmr < 3:
-        log.warning(
-            "only %d impostor comparisons for a target FMR of %g: about %d are needed for a reliable threshold",
-            n,
-            target_fmr,
-            math.ceil(3 / max(target_fmr, 1e-12)),
-        )
-    if k >= n:
-        return float(s[-1])
-    return float(np.nextafter(s[k], np.inf))
+    return metrics.threshold_at_fmr(_scores(impostor, "impostor"), target_fmr)
 
 
 def eer(genuine: npt.ArrayLike, impostor: npt.ArrayLike) -> tuple[float, float]:
     """Equal error rate and its threshold: (eer, threshold).
 
     FMR and FNMR are evaluated at every observed score; the EER is where the two curves cross,
-    linearly interpolated between the two neighbouring thresholds that bracket the crossing.
+    linearly interpolated between the two neighbouring thresholds that bracket the crossing
+    (:func:`faceprint.evaluation.metrics.eer` returns the same with its method spelled out).
     """
-    g = np.sort(_scores(genuine, "genuine"))
-    i = np.sort(_scores(impostor, "impostor"))
-    t = np.unique(np.concatenate([g, i]))
-    fnmr = np.searchsorted(g, t, side="left") / g.size  # share of genuine < t
-    fmr = 1.0 - np.searchsorted(i, t, side="left") / i.size  # share of impostor >= t
-    d = fmr - fnmr  # decreasing in t
-    k = int(np.searchsorted(-d, 0.0, side="left"))  # first index with d <= 0
-    if k == 0:
-        return float(max(fmr[0], fnmr[0])), float(t[0])
-    if k >= t.size:
-        return float(max(fmr[-1], fnmr[-1])), float(t[-1])
-    d0, d1 = d[k - 1], d[k]
-    w = d0 / (d0 - d1) if d0 != d1 else 0.5
-    rate = (1 - w) * (fmr[k - 1] + fnmr[k - 1]) / 2 + w * (fmr[k] + fnmr[k]) / 2
-    thr = (1 - w) * t[k - 1] + w * t[k]
-    return float(rate), float(thr)
+    r = metrics.eer(_scores(genuine, "genuine"), _scores(impostor, "impostor"))
+    return r.eer, r.threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +118,13 @@ def calibrate(
     """Named operating points: ``"eer"`` and ``"fmr=<x>"`` for each target FMR."""
     g = _scores(genuine, "genuine")
     i = _scores(impostor, "impostor")
-    rate, thr = eer(g, i)
-    fm, fn = fmr_fnmr(g, i, thr)
+    counts = metrics.ScoreCounts.from_scores(g, i)  # one sort serves every operating point
+    thr = counts.eer().threshold
+    fm, fn = counts.rates_at(thr)
     points = {"eer": OperatingPoint("eer", thr, fm, fn, source)}
     for target in target_fmrs:
-        t = threshold_at_fmr(i, target)
-        fm, fn = fmr_fnmr(g, i, t)
+        t = threshold_at_fmr(i, target)  # warns when there are too few impostors
+        fm, fn = counts.rates_at(t)
         name = f"fmr={target:g}"
         points[name] = OperatingPoint(name, t, fm, fn, source)
     return Calibration(int(g.size), int(i.size), points)
