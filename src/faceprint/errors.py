@@ -30,6 +30,19 @@ __all__ = [
     "EmbeddingMismatchError",
     "ConfigurationError",
     "NoFaceError",
+    "DataFormatError",
+    "EmbeddingCacheError",
+    "ServiceError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "ServiceUnavailableError",
+    "ServiceTimeoutError",
+    "APIKeyNotFoundError",
+    "GalleryError",
+    "SubjectNotFoundError",
+    "SubjectExistsError",
 ]
 
 
@@ -137,3 +150,71 @@ class NoFaceError(FaceprintError, LookupError):
 
 class ConfigurationError(FaceprintError, ValueError):
     """A setting or argument has an invalid value."""
+
+
+# --- evaluation data --------------------------------------------------------------------------
+
+
+class DataFormatError(ConfigurationError):
+    """A protocol, metadata or score file is malformed; the message names the file and line."""
+
+
+class EmbeddingCacheError(FaceprintError, OSError):
+    """The evaluation embedding cache cannot be opened or is not a faceprint cache."""
+
+
+# --- REST service (faceprint serve) ------------------------------------------------------------
+
+
+class ServiceError(FaceprintError):
+    """A request to the REST service is refused; ``faceprint.service.errors`` maps it to HTTP."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class AuthenticationError(ServiceError, PermissionError):
+    """No API key, or one that is malformed, unknown or revoked (HTTP 401)."""
+
+
+class PermissionDeniedError(ServiceError, PermissionError):
+    """A valid API key whose role or gallery scope does not allow the request (HTTP 403)."""
+
+
+class RateLimitError(ServiceError):
+    """An API key sent more requests than its rate limit; retry after ``retry_after`` seconds (HTTP 429)."""
+
+
+class RequestTooLargeError(ServiceError, ValueError):
+    """A request body or uploaded file is over the service's byte limit (HTTP 413)."""
+
+
+class ServiceUnavailableError(ServiceError):
+    """The service is starting, shutting down or has too much queued work (HTTP 503)."""
+
+
+class ServiceTimeoutError(ServiceError, TimeoutError):
+    """A request took longer than the service's time limit (HTTP 504; 408 while uploading)."""
+
+
+class APIKeyNotFoundError(ServiceError, LookupError):
+    """No API key has that id (``faceprint keys revoke``)."""
+
+
+# --- gallery (1:N) -------------------------------------------------------------------------
+
+
+class GalleryError(FaceprintError):
+    """A gallery cannot be opened, created or used as asked (missing, not a gallery, newer schema…)."""
+
+
+class SubjectNotFoundError(GalleryError, LookupError):
+    """No subject of that name is enrolled in the gallery."""
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0]) if self.args else "subject not found"
+
+
+class SubjectExistsError(GalleryError, ValueError):
+    """A subject of that name already exists (e.g. the target of a rename)."""
