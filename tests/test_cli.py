@@ -100,3 +100,10 @@ def test_every_command_has_help_text() -> None:
 
     for path, c in walk(cmd, []):
         assert (c.help or "").strip(), f"command {' '.join(path) or 'faceprint'} has no help"
+
+
+def test_usage_errors_exit_2_without_a_traceback() -> None:
+    missing = run("verify")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr and "image_a" in missing.stderr.lower()
+    unknown = run("no-such-command")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr

@@ -6,6 +6,7 @@ Exit codes: 0 success (and "match" for verify), 1 "no match", 2 usage error,
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Annotated
@@ -45,14 +46,27 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import cluster, models, recognize
+    from . import cluster, evaluate, models, recognize, serve
 
     recognize.register(app)
     cluster.register(app)
+    serve.register(app)
     app.add_typer(models.app, name="models")
+    app.add_typer(evaluate.app, name="eval")
 
 
 _register()
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """ClickException classes in use: typer ≥ 0.29 vendors click as ``typer._click``."""
+    found: list[type[Exception]] = []
+    for mod in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(mod).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,13 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except _click_exceptions() as exc:  # usage errors: missing argument, unknown command…
+        exc.show()
+        return int(exc.exit_code)
     return rv if isinstance(rv, int) else 0
 
 
