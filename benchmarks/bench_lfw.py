@@ -38,7 +38,7 @@ Setup (benchmark only, not a faceprint dependency; see ``benchmarks/requirements
 
 Usage::
 
-    python benchmarks/bench_lfw.py --out benchmarks/results/lfw.json          # full run, ~15-30 min
+    python benchmarks/bench_lfw.py --out benchmarks/results/lfw.json          # full run, ~15-20 min on 2 idle cores
     python benchmarks/bench_lfw.py --limit 100 --out /tmp/lfw_quick.json      # quick check
 
 ``--limit N`` keeps the first N/2 mated and N/2 non-mated pairs of each pair file.
@@ -150,7 +150,10 @@ def best_accuracy_threshold(g: np.ndarray, i: np.ndarray) -> tuple[float, float]
 
 
 def verification(
-    train: Sequence[Pair], test: Sequence[Pair], emb: dict[str, np.ndarray | None], kind: str,
+    train: Sequence[Pair],
+    test: Sequence[Pair],
+    emb: dict[str, np.ndarray | None],
+    kind: str,
     fixed: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     from faceprint.scoring import eer, fmr_fnmr, threshold_at_fmr
@@ -181,6 +184,79 @@ def verification(
     return out
 
 
+# --- measuring a phase ------------------------------------------------------------------------------
+
+
+class Meter:
+    """Wall time, CPU time of this process and its descendants, and CPU used by everything else.
+
+    Other programs running on the machine during a timed phase slow it down; ``other_cores`` (the
+    machine's busy CPU-seconds minus ours, per wall second) says how much. CPU time per image is
+    much less sensitive to such contention than wall time. Needs psutil for the descendants and
+    the machine-wide figures (present in faceprint's dev environment); without it only wall and
+    own CPU time are reported.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover
+            psutil = None
+        self._ps = psutil
+        self._kids: dict[int, float] = {}
+
+    def _busy(self) -> float:
+        if self._ps is None:
+            return math.nan
+        t = self._ps.cpu_times()
+        return float(
+            sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+        )
+
+    def sample(self) -> None:
+        """Record the CPU time of descendant processes (call while they are alive)."""
+        if self._ps is None:
+            return
+        for k in self._ps.Process().children(recursive=True):
+            try:
+                c = k.cpu_times()
+            except self._ps.Error:
+                continue
+            self._kids[k.pid] = max(self._kids.get(k.pid, 0.0), c.user + c.system)
+
+    def __enter__(self) -> Meter:
+        self.sample()
+        self._kids0 = dict(self._kids)
+        self._load0 = os.getloadavg()[0]
+        self._busy0 = self._busy()
+        self._cpu0 = time.process_time()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._t0
+        own = time.process_time() - self._cpu0
+        self.sample()
+        kids = sum(v - self._kids0.get(pid, 0.0) for pid, v in self._kids.items())
+        self.cpu = own + kids
+        self.other_cores = (self._busy() - self._busy0 - self.cpu) / self.wall
+        self.load = (self._load0, os.getloadavg()[0])
+
+    def figures(self, images: int) -> dict[str, Any]:
+        return {
+            "cpu_s": self.cpu,
+            "cpu_ms_per_image": self.cpu / images * 1e3,
+            "other_processes_cores": self.other_cores,
+            "loadavg1_start_end": list(self.load),
+        }
+
+
+def contention_note(m: dict[str, Any]) -> str:
+    oc = m.get("other_processes_cores", math.nan)
+    flag = "  <-- other programs were busy: wall times are inflated" if oc > 0.15 else ""
+    return f"cpu {m['cpu_ms_per_image']:.1f} ms/img; other processes used {oc:.2f} cores{flag}"
+
+
 # --- the systems ----------------------------------------------------------------------------------
 
 
@@ -192,16 +268,17 @@ def run_face_recognition(paths: Sequence[str], warmup: Sequence[str]) -> dict[st
     for p in warmup:
         fr.face_encodings(fr.load_image_file(p))
     emb: dict[str, np.ndarray | None] = {}
-    t0 = time.perf_counter()
-    for p in paths:
-        encs = fr.face_encodings(fr.load_image_file(p))
-        emb[p] = np.asarray(encs[0], dtype=np.float64) if encs else None
-    wall = time.perf_counter() - t0
+    with Meter() as m:
+        for p in paths:
+            encs = fr.face_encodings(fr.load_image_file(p))
+            emb[p] = np.asarray(encs[0], dtype=np.float64) if encs else None
+    wall = m.wall
     no_face = [p for p, e in emb.items() if e is None]
     return {
         "images": len(paths),
         "wall_s": wall,
         "images_per_s": len(paths) / wall,
+        **m.figures(len(paths)),
         "model_load_s": load_s,
         "no_face": len(no_face),
         "no_face_images": no_face,
@@ -209,34 +286,38 @@ def run_face_recognition(paths: Sequence[str], warmup: Sequence[str]) -> dict[st
     }
 
 
-def run_faceprint(
-    pipe: Any, paths: Sequence[str], workers: int, chunk_size: int
-) -> dict[str, Any]:
+def run_faceprint(pipe: Any, paths: Sequence[str], workers: int, chunk_size: int) -> dict[str, Any]:
     stamps: list[tuple[float, int]] = []
     emb: dict[str, np.ndarray | None] = {}
     errors: dict[str, str] = {}
     by_detector: dict[str, int] = {}
-    t0 = time.perf_counter()
-    stream = pipe.embed_many(
-        paths, select="largest", workers=workers, chunk_size=chunk_size,
-        progress=lambda done, total: stamps.append((time.perf_counter(), done)), total=len(paths),
-    )
-    for p, r in zip(paths, stream, strict=True):  # results come in input order
-        if r.error is not None:
-            errors[p] = f"{type(r.error).__name__}: {r.error}"
-        if r.faces:
-            f = r.faces[0]
-            emb[p] = np.asarray(f.embedding.vector, dtype=np.float64)
-            by_detector[f.detection.detector] = by_detector.get(f.detection.detector, 0) + 1
-        else:
-            emb[p] = None
-    wall = time.perf_counter() - t0
+    meter = Meter()
+
+    def progress(done: int, total: int | None) -> None:
+        stamps.append((time.perf_counter(), done))
+        if workers > 1:
+            meter.sample()  # worker CPU time, read while the workers are alive
+
+    with meter:
+        t0 = time.perf_counter()
+        stream = pipe.embed_many(paths, select="largest", workers=workers, chunk_size=chunk_size, progress=progress)
+        for p, r in zip(paths, stream, strict=True):  # results come in input order
+            if r.error is not None:
+                errors[p] = f"{type(r.error).__name__}: {r.error}"
+            if r.faces:
+                f = r.faces[0]
+                emb[p] = np.asarray(f.embedding.vector, dtype=np.float64)
+                by_detector[f.detection.detector] = by_detector.get(f.detection.detector, 0) + 1
+            else:
+                emb[p] = None
+    wall = meter.wall
     out: dict[str, Any] = {
         "images": len(paths),
         "workers": workers,
         "chunk_size": chunk_size,
         "wall_s": wall,
         "images_per_s": len(paths) / wall,
+        **meter.figures(len(paths)),
         "no_face": sum(e is None for e in emb.values()),
         "no_face_images": [p for p, e in emb.items() if e is None],
         "errors": errors,
@@ -258,7 +339,7 @@ def per_face_timing(paths: Sequence[str], n_chips: int, batch: int, threads_all:
     from faceprint.models import model_path
     from faceprint.registry import detectors, embedders
 
-    det = detectors.create("dlib-hog-mmod")
+    det: Any = detectors.create("dlib-hog-mmod")
     chips: list[np.ndarray] = []
     for p in paths:
         img = load_image(p)
@@ -273,21 +354,22 @@ def per_face_timing(paths: Sequence[str], n_chips: int, batch: int, threads_all:
     net = dlib.face_recognition_model_v1(str(model_path("dlib-resnet-v1")))
     for c in chips[:3]:
         net.compute_face_descriptor(c)
-    t0 = time.perf_counter()
-    ref = np.array([np.asarray(net.compute_face_descriptor(c)) for c in chips], dtype=np.float32)
-    out["dlib_ms_per_face"] = (time.perf_counter() - t0) / n * 1e3
+    with Meter() as m:
+        ref = np.array([np.asarray(net.compute_face_descriptor(c)) for c in chips], dtype=np.float32)
+    out["dlib_ms_per_face"] = m.wall / n * 1e3
+    out["dlib_other_processes_cores"] = m.other_cores
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
 
     for label, threads in (("onnx_1thread", 1), (f"onnx_{threads_all}threads", threads_all)):
         try:
-            emb = embedders.create("dlib-resnet-onnx", threads=threads, batch_size=batch)
+            emb: Any = embedders.create("dlib-resnet-onnx", threads=threads, batch_size=batch)
         except Exception as exc:  # noqa: BLE001 - report and go on; the backend may be unfinished
             out[label] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
         emb.embed(chips[:batch])  # warm-up
-        t0 = time.perf_counter()
-        v = emb.embed(chips)
-        ms = (time.perf_counter() - t0) / n * 1e3
+        with Meter() as m:
+            v = emb.embed(chips)
+        ms = m.wall / n * 1e3
         cos = np.sum(v * ref, axis=1)
         out[label] = {
             "threads": threads,
@@ -295,6 +377,7 @@ def per_face_timing(paths: Sequence[str], n_chips: int, batch: int, threads_all:
             "ratio_vs_dlib": ms / out["dlib_ms_per_face"],
             "min_cosine_vs_dlib": float(cos.min()),
             "max_abs_diff_vs_dlib": float(np.abs(v - ref).max()),
+            "other_processes_cores": m.other_cores,
         }
     return out
 
@@ -318,7 +401,15 @@ def machine() -> dict[str, Any]:
     versions: dict[str, str] = {}
     from importlib.metadata import PackageNotFoundError, version
 
-    for pkg in ("faceprint", "face_recognition", "dlib-bin", "onnxruntime", "numpy", "opencv-python-headless", "pillow"):
+    for pkg in (
+        "faceprint",
+        "face_recognition",
+        "dlib-bin",
+        "onnxruntime",
+        "numpy",
+        "opencv-python-headless",
+        "pillow",
+    ):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -336,7 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_data = Path(os.environ.get("FACEPRINT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=default_data / "lfw_view1", help="LFW View 1 folder")
-    ap.add_argument("--limit", type=int, default=None, help="use at most N pairs of each pair file (N/2 mated, N/2 non-mated)")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="use at most N pairs of each pair file (N/2 mated, N/2 non-mated)"
+    )
     ap.add_argument("--workers", type=int, default=None, help="faceprint worker processes (default: cores)")
     ap.add_argument("--chunk-size", type=int, default=16, help="faceprint embed_many chunk size")
     ap.add_argument("--embedder", default="dlib-resnet-onnx", help="faceprint embedder for the pipeline runs")
@@ -361,11 +454,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     warm = paths[: args.warmup]
     info = machine()
-    print(f"faceprint vs face_recognition on LFW View 1: {len(paths)} images, "
-          f"{len(train)} DevTrain + {len(test)} DevTest pairs")
+    print(
+        f"faceprint vs face_recognition on LFW View 1: {len(paths)} images, "
+        f"{len(train)} DevTrain + {len(test)} DevTest pairs"
+    )
     print(f"machine: {info['cores']} cores, {info['cpu']}; python {info['python']}")
     results: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": info,
         "images": len(paths),
@@ -376,8 +471,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 1. throughput ------------------------------------------------------------------------
     print("\n[1] end-to-end throughput (path → embedding of the main face)")
     frr = run_face_recognition(paths, warm)
-    print(f"  face_recognition (1 process):  {frr['images_per_s']:7.2f} img/s  "
-          f"({frr['wall_s']:.1f} s; no face in {frr['no_face']} images)")
+    print(
+        f"  face_recognition (1 process):  {frr['images_per_s']:7.2f} img/s  "
+        f"({frr['wall_s']:.1f} s; no face in {frr['no_face']} images)"
+    )
+    print(f"      {contention_note(frr)}")
 
     t0 = time.perf_counter()
     pipe = FacePipeline(embedder=args.embedder)
@@ -385,19 +483,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     list(pipe.embed_many(warm, select="largest", workers=1))
     fpn = run_faceprint(pipe, paths, workers, args.chunk_size)
     excl = fpn.get("images_per_s_after_first_chunk", fpn["images_per_s"])
-    print(f"  faceprint workers={workers}:          {fpn['images_per_s']:7.2f} img/s  "
-          f"({fpn['wall_s']:.1f} s incl. worker start-up; first result after {fpn.get('first_result_s', 0):.1f} s; "
-          f"{excl:.2f} img/s after it; no face in {fpn['no_face']}; by detector {fpn['faces_by_detector']})")
+    print(
+        f"  faceprint workers={workers}:          {fpn['images_per_s']:7.2f} img/s  "
+        f"({fpn['wall_s']:.1f} s incl. worker start-up; first result after {fpn.get('first_result_s', 0):.1f} s; "
+        f"{excl:.2f} img/s after it; no face in {fpn['no_face']}; by detector {fpn['faces_by_detector']})"
+    )
+    print(f"      {contention_note(fpn)} (worker CPU sampled per chunk: last chunk partly missed)")
     fp1 = None
     if not args.skip_single and workers != 1:
         fp1 = run_faceprint(pipe, paths, 1, args.chunk_size)
         print(f"  faceprint workers=1:          {fp1['images_per_s']:7.2f} img/s  ({fp1['wall_s']:.1f} s)")
+        print(f"      {contention_note(fp1)}")
     ratio_incl = fpn["images_per_s"] / frr["images_per_s"]
     ratio_excl = excl / frr["images_per_s"]
-    print(f"  ratio faceprint(workers={workers}) / face_recognition: {ratio_excl:.2f}x "
-          f"(incl. worker start-up: {ratio_incl:.2f}x)")
+    print(
+        f"  ratio faceprint(workers={workers}) / face_recognition: {ratio_excl:.2f}x "
+        f"(incl. worker start-up: {ratio_incl:.2f}x)"
+    )
     if fp1:
-        print(f"  ratio faceprint(workers=1) / face_recognition: {fp1['images_per_s'] / frr['images_per_s']:.2f}x")
+        print(
+            f"  ratio faceprint(workers=1) / face_recognition: {fp1['images_per_s'] / frr['images_per_s']:.2f}x; "
+            f"CPU time per image, face_recognition / faceprint(workers=1): "
+            f"{frr['cpu_ms_per_image'] / fp1['cpu_ms_per_image']:.2f}x"
+        )
     strip = lambda d: {k: v for k, v in d.items() if not k.startswith("_")}  # noqa: E731
     results["throughput"] = {
         "face_recognition": strip(frr),
@@ -407,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio_workers_vs_fr": ratio_excl,
         "ratio_workers_vs_fr_incl_startup": ratio_incl,
         "ratio_workers1_vs_fr": fp1["images_per_s"] / frr["images_per_s"] if fp1 else None,
+        "cpu_per_image_ratio_fr_vs_workers1": frr["cpu_ms_per_image"] / fp1["cpu_ms_per_image"] if fp1 else None,
     }
     if fp1:
         a, b = fpn["_emb"], fp1["_emb"]
@@ -422,22 +531,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cos:
         c = np.array(cos)
         results["embedding_agreement_cosine"] = {
-            "images": int(c.size), "median": float(np.median(c)), "p1": float(np.percentile(c, 1)), "min": float(c.min()),
+            "images": int(c.size),
+            "median": float(np.median(c)),
+            "p1": float(np.percentile(c, 1)),
+            "min": float(c.min()),
         }
-        print(f"  cosine(face_recognition encoding, faceprint embedding) per image: median {np.median(c):.4f}, "
-              f"1st pct {np.percentile(c, 1):.4f}, min {c.min():.4f}")
+        print(
+            f"  cosine(face_recognition encoding, faceprint embedding) per image: median {np.median(c):.4f}, "
+            f"1st pct {np.percentile(c, 1):.4f}, min {c.min():.4f}"
+        )
 
     # 2. per-face embedding time ---------------------------------------------------------------
     print(f"\n[2] per-face embedding time on aligned 150x150 chips (ONNX batch {args.batch})")
     pf = per_face_timing(paths, args.chips, args.batch, cores)
-    print(f"  dlib compute_face_descriptor, one by one: {pf['dlib_ms_per_face']:.2f} ms/face ({pf['chips']} chips)")
+    print(
+        f"  dlib compute_face_descriptor, one by one: {pf['dlib_ms_per_face']:.2f} ms/face ({pf['chips']} chips; "
+        f"other processes used {pf['dlib_other_processes_cores']:.2f} cores)"
+    )
     for k, v in pf.items():
         if k.startswith("onnx_"):
             if "error" in v:
                 print(f"  {k}: unavailable ({v['error']})")
             else:
-                print(f"  dlib-resnet-onnx threads={v['threads']}: {v['ms_per_face']:.2f} ms/face = "
-                      f"{v['ratio_vs_dlib']:.3f}x dlib (min cosine vs dlib {v['min_cosine_vs_dlib']:.6f})")
+                print(
+                    f"  dlib-resnet-onnx threads={v['threads']}: {v['ms_per_face']:.2f} ms/face = "
+                    f"{v['ratio_vs_dlib']:.3f}x dlib (min cosine vs dlib {v['min_cosine_vs_dlib']:.6f}; "
+                    f"other processes used {v['other_processes_cores']:.2f} cores)"
+                )
     results["per_face"] = pf
 
     # 3. verification -------------------------------------------------------------------------
@@ -448,11 +568,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     acc_fr["failure_to_acquire_images"] = frr["no_face"]
     acc_fp["failure_to_acquire_images"] = fpn["no_face"]
     for name, a in (("face_recognition", acc_fr), ("faceprint", acc_fp)):
-        print(f"  {name:17s} acc {a['accuracy_test'] * 100:6.2f}% (thr {a['threshold_acc_from_train']:.4f}, "
-              f"train {a['accuracy_train'] * 100:.2f}%)  EER {a['eer_test'] * 100:5.2f}%  "
-              f"@DevTrain FMR=1e-3 thr {a['threshold_fmr1e-3_from_train']:.4f}: FNMR {a['fnmr_test_at_train_fmr1e-3'] * 100:.2f}% "
-              f"FMR {a['fmr_test_at_train_fmr1e-3'] * 100:.2f}%  FTA {a['failure_to_acquire_images']} img, "
-              f"{a['pairs_test_without_face']} test pairs")
+        print(
+            f"  {name:17s} acc {a['accuracy_test'] * 100:6.2f}% (thr {a['threshold_acc_from_train']:.4f}, "
+            f"train {a['accuracy_train'] * 100:.2f}%)  EER {a['eer_test'] * 100:5.2f}%  "
+            f"@DevTrain FMR=1e-3 thr {a['threshold_fmr1e-3_from_train']:.4f}: "
+            f"FNMR {a['fnmr_test_at_train_fmr1e-3'] * 100:.2f}% "
+            f"FMR {a['fmr_test_at_train_fmr1e-3'] * 100:.2f}%  FTA {a['failure_to_acquire_images']} img, "
+            f"{a['pairs_test_without_face']} test pairs"
+        )
     print(f"  face_recognition at its default tolerance 0.6: acc {acc_fr['accuracy_test_tolerance0.6'] * 100:.2f}%")
     results["verification"] = {"face_recognition": acc_fr, "faceprint": acc_fp}
 
