@@ -43,6 +43,8 @@ __all__ = [
     "GalleryError",
     "SubjectNotFoundError",
     "SubjectExistsError",
+    "GalleryNotFoundError",
+    "GalleryExistsError",
 ]
 
 
@@ -218,3 +220,14 @@ class SubjectNotFoundError(GalleryError, LookupError):
 
 class SubjectExistsError(GalleryError, ValueError):
     """A subject of that name already exists (e.g. the target of a rename)."""
+
+
+class GalleryNotFoundError(GalleryError, LookupError):
+    """No gallery of that name (the REST service's named galleries)."""
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0]) if self.args else "gallery not found"
+
+
+class GalleryExistsError(GalleryError, FileExistsError):
+    """A gallery of that name already exists."""

@@ -46,12 +46,13 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import cluster, evaluate, models, recognize, serve
+    from . import cluster, evaluate, gallery, models, recognize, serve
 
     recognize.register(app)
     cluster.register(app)
     serve.register(app)
     app.add_typer(models.app, name="models")
+    app.add_typer(gallery.app, name="gallery")
     app.add_typer(evaluate.app, name="eval")
 
 

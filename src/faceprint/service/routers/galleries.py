@@ -1,0 +1,385 @@
+"""Galleries (admin), subjects and enrolment (enroll), identification and verification against a
+subject (recognize): ``/v1/galleries/...``. Every route is scoped to its ``{gallery}``.
+
+Enrolment runs inference in the pool, then writes the templates in one transaction; the whole
+enrolment is shielded so a client that goes away, or a shutdown, never leaves it half done, and
+shutdown waits for it. Enrolments and deletions are written to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+
+from ...errors import FaceprintError, ServiceUnavailableError
+from ...pipeline import FacePipeline
+from ..auth import GALLERY_NAME_RE, APIKey, Role
+from ..deps import ServiceState, get_state, require, upload_form
+from ..errors import problem_spec
+from ..galleries import GalleryManager
+from ..schemas import (
+    Candidate,
+    DecisionOut,
+    Deleted,
+    EnrolFace,
+    EnrolResponse,
+    FaceOut,
+    GalleryCreate,
+    GalleryList,
+    GalleryOut,
+    IdentifyResponse,
+    SubjectList,
+    SubjectOut,
+    SubjectVerifyResponse,
+)
+from ..settings import ServiceSettings
+from ..uploads import check_image, decode_image
+from . import AUTH_ERRORS, NAME_PATTERN, UPLOAD_ERRORS, multipart_body, problems
+from .recognition import SelectOne, ThresholdQ, main_face
+
+router = APIRouter(prefix="/v1/galleries", tags=["galleries"])
+
+GalleryName = Annotated[str, Path(pattern=GALLERY_NAME_RE.pattern, description="gallery name")]
+SubjectName = Annotated[str, Path(pattern=NAME_PATTERN, description="subject id")]
+AnyKey = Annotated[APIKey, Depends(require(Role.RECOGNIZE))]
+RecognizeIn = Annotated[APIKey, Depends(require(Role.RECOGNIZE, gallery_scoped=True))]
+EnrollIn = Annotated[APIKey, Depends(require(Role.ENROLL, gallery_scoped=True))]
+AdminIn = Annotated[APIKey, Depends(require(Role.ADMIN, gallery_scoped=True))]
+
+GALLERY_ERRORS = (*AUTH_ERRORS, 404)
+
+
+def open_store(settings: ServiceSettings) -> GalleryManager:
+    return GalleryManager(settings)
+
+
+def close_store(store: GalleryManager) -> None:
+    store.close()
+
+
+def _galleries(state: ServiceState) -> GalleryManager:
+    if state.galleries is None:
+        raise ServiceUnavailableError("the galleries are not available on this server (see its log)", retry_after=30)
+    return state.galleries  # type: ignore[no-any-return]
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _audit(
+    state: ServiceState,
+    request: Request,
+    action: str,
+    key: APIKey,
+    gallery: str,
+    subject: str | None = None,
+    **extra: Any,
+) -> None:
+    state.audit.record(
+        action,
+        key_id=key.id,
+        gallery=gallery,
+        subject=subject,
+        role=key.role.value,
+        client=_client(request),
+        request_id=request.scope.get("faceprint.request_id"),
+        **extra,
+    )
+
+
+# --- galleries -------------------------------------------------------------------------------
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=GalleryOut,
+    summary="Create a gallery (admin)",
+    responses=problems(*AUTH_ERRORS, 409, 422, 503),
+)
+async def create_gallery(
+    request: Request, body: Annotated[GalleryCreate, Body()], key: Annotated[APIKey, Depends(require(Role.ADMIN))]
+) -> GalleryOut:
+    key.check(Role.ADMIN, body.name)
+    state = get_state(request)
+    store = _galleries(state)
+
+    def create() -> dict[str, Any]:
+        store.create(body.name, keep_source_images=body.keep_source_images)
+        return store.describe(body.name)
+
+    out = await state.write(create)
+    _audit(state, request, "gallery_create", key, body.name)
+    return GalleryOut(**out)
+
+
+@router.get(
+    "", response_model=GalleryList, summary="List the galleries this key may use", responses=problems(*AUTH_ERRORS, 503)
+)
+async def list_galleries(request: Request, key: AnyKey) -> GalleryList:
+    state = get_state(request)
+    store = _galleries(state)
+
+    def names() -> list[dict[str, Any]]:
+        return [store.describe(n) for n in store.names() if key.can_access(n)]
+
+    return GalleryList(galleries=[GalleryOut(**d) for d in await state.read(names)])
+
+
+@router.get(
+    "/{gallery}", response_model=GalleryOut, summary="Describe a gallery", responses=problems(*GALLERY_ERRORS, 503)
+)
+async def get_gallery(request: Request, gallery: GalleryName, key: RecognizeIn) -> GalleryOut:
+    state = get_state(request)
+    store = _galleries(state)
+    return GalleryOut(**await state.read(lambda: store.describe(gallery)))
+
+
+@router.delete(
+    "/{gallery}",
+    response_model=Deleted,
+    summary="Delete a gallery with all its subjects and templates (admin)",
+    responses=problems(*GALLERY_ERRORS, 503),
+)
+async def delete_gallery(request: Request, gallery: GalleryName, key: AdminIn) -> Deleted:
+    state = get_state(request)
+    store = _galleries(state)
+
+    def delete() -> int:
+        n = int(store.describe(gallery).get("templates") or 0)
+        store.delete(gallery)
+        return n
+
+    n = await state.write(delete)
+    _audit(state, request, "gallery_delete", key, gallery, templates=n)
+    return Deleted(deleted=gallery, templates=n)
+
+
+# --- subjects --------------------------------------------------------------------------------
+
+
+def _subject_out(s: Any) -> SubjectOut:
+    d = s.to_dict()
+    return SubjectOut(id=s.name, templates=s.n_templates, created_at=d.get("created"), updated_at=d.get("updated"))
+
+
+@router.get(
+    "/{gallery}/subjects",
+    response_model=SubjectList,
+    summary="List enrolled subjects (enroll)",
+    responses=problems(*GALLERY_ERRORS, 422, 503),
+)
+async def list_subjects(
+    request: Request,
+    gallery: GalleryName,
+    key: EnrollIn,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> SubjectList:
+    state = get_state(request)
+    store = _galleries(state)
+    page, total = await state.read(lambda: store.subjects(gallery, limit=limit, offset=offset))
+    return SubjectList(gallery=gallery, subjects=[_subject_out(s) for s in page], total=total)
+
+
+@router.get(
+    "/{gallery}/subjects/{subject}",
+    response_model=SubjectOut,
+    summary="Describe a subject (enroll)",
+    responses=problems(*GALLERY_ERRORS, 503),
+)
+async def get_subject(request: Request, gallery: GalleryName, subject: SubjectName, key: EnrollIn) -> SubjectOut:
+    state = get_state(request)
+    store = _galleries(state)
+    return _subject_out(await state.read(lambda: store.subject(gallery, subject)))
+
+
+@router.post(
+    "/{gallery}/subjects/{subject}/templates",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EnrolResponse,
+    summary="Enrol photos of a subject (created if new); one template per photo (enroll)",
+    description="The main (largest) face of every photo becomes a template. All or nothing: if a photo "
+    "has no face or cannot be read, nothing is enrolled. Photos are not stored unless the gallery keeps "
+    "source images.",
+    openapi_extra=multipart_body(
+        {"images": "one or more photos of the subject"}, required=["images"], array={"images"}
+    ),
+    responses=problems(*GALLERY_ERRORS, *UPLOAD_ERRORS, 409),
+)
+async def enrol(
+    request: Request, gallery: GalleryName, subject: SubjectName, key: EnrollIn, select: SelectOne = "largest"
+) -> EnrolResponse:
+    state = get_state(request)
+    s = state.settings
+    store = _galleries(state)
+    if not await state.read(lambda: store.exists(gallery)):
+        store.get(gallery)  # raises the 404 before the upload is read
+    form = await upload_form(request, max_files=s.max_images_per_request)
+    images = form.files.get("images") or form.files.get("image") or []
+    if not images:
+        raise HTTPException(422, "send at least one photo in the form field 'images'")
+    for i, data in enumerate(images):
+        check_image(data, f"images[{i}]", max_bytes=s.max_image_bytes)
+    pool = state.require_pool()
+    keep = bool(await state.read(lambda: store.get(gallery).settings.keep_source_images))
+
+    def analyse(pipe: FacePipeline) -> list[tuple[Any, int, int]]:
+        out = []
+        for i, data in enumerate(images):
+            img = decode_image(data, f"images[{i}]", max_pixels=s.max_pixels)
+            out.append((main_face(pipe, img, f"images[{i}]", select), int(img.shape[1]), int(img.shape[0])))
+        return out
+
+    async def run() -> EnrolResponse:
+        analysed = await pool.run("enrol", analyse)
+        if keep:  # the gallery stores the photos itself: let it embed them (same pipeline, same faces)
+            templates = await pool.run("enrol", lambda pipe: store.enroll_images(gallery, subject, images, pipe))
+        else:
+            templates = await state.read(
+                lambda: store.enroll(
+                    gallery,
+                    subject,
+                    [f.embedding for f, _, _ in analysed],
+                    bboxes=[f.detection.bbox for f, _, _ in analysed],
+                    image_sha256=[hashlib.sha256(d).hexdigest() for d in images],
+                )
+            )
+        now = await state.read(lambda: store.subject(gallery, subject))
+        faces = [
+            EnrolFace(**f.detection.to_dict(), image=i, image_width=w, image_height=h, template_id=t.id)
+            for i, ((f, w, h), t) in enumerate(zip(analysed, templates, strict=True))
+        ]
+        return EnrolResponse(
+            gallery=gallery, subject=subject, added=len(templates), templates=now.n_templates, faces=faces
+        )
+
+    try:
+        out = await state.guarded_write(run())
+    except FaceprintError as exc:
+        _audit(
+            state,
+            request,
+            "enrol",
+            key,
+            gallery,
+            subject,
+            outcome="failed",
+            images=len(images),
+            reason=problem_spec(exc).code,
+        )
+        raise
+    _audit(state, request, "enrol", key, gallery, subject, images=len(images), templates=out.added)
+    return out
+
+
+@router.delete(
+    "/{gallery}/subjects/{subject}",
+    response_model=Deleted,
+    summary="Remove a subject and all its templates (enroll)",
+    responses=problems(*GALLERY_ERRORS, 503),
+)
+async def delete_subject(request: Request, gallery: GalleryName, subject: SubjectName, key: EnrollIn) -> Deleted:
+    state = get_state(request)
+    store = _galleries(state)
+    n = await state.write(lambda: store.remove_subject(gallery, subject))
+    _audit(state, request, "subject_delete", key, gallery, subject, templates=n)
+    return Deleted(deleted=subject, templates=n)
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{gallery}/identify",
+    response_model=IdentifyResponse,
+    summary="Who is this? Top-k subjects above the open-set threshold (1:N)",
+    description="The threshold is the gallery's calibrated open-set threshold (or, if it has none, the "
+    "model's 1:1 threshold at FMR=1e-3) unless `threshold` is given. An empty candidate list means "
+    "*not enrolled*.",
+    openapi_extra=multipart_body({"image": "the probe photo"}, required=["image"]),
+    responses=problems(*GALLERY_ERRORS, *UPLOAD_ERRORS, 409),
+)
+async def identify(
+    request: Request,
+    gallery: GalleryName,
+    key: RecognizeIn,
+    top_k: Annotated[int, Query(ge=1, le=100, description="most candidates to return")] = 5,
+    threshold: ThresholdQ = None,
+    select: SelectOne = "largest",
+) -> IdentifyResponse:
+    state = get_state(request)
+    s = state.settings
+    store = _galleries(state)
+    if not await state.read(lambda: store.exists(gallery)):
+        store.get(gallery)
+    form = await upload_form(request, max_files=1)
+    data = form.file("image")
+    check_image(data, "image", max_bytes=s.max_image_bytes)
+    pool = state.require_pool()
+
+    def job(pipe: FacePipeline) -> IdentifyResponse:
+        img = decode_image(data, "image", max_pixels=s.max_pixels)
+        face = main_face(pipe, img, "image", select)
+        assert face.embedding is not None
+        r = store.identify(gallery, face.embedding, top_k, threshold)
+        best = r.best
+        return IdentifyResponse(
+            gallery=gallery,
+            identified=best.subject if best is not None else None,
+            candidates=[Candidate(subject=c.subject, score=round(c.score, 6), rank=c.rank) for c in r.candidates],
+            threshold=round(r.threshold, 6) if math.isfinite(r.threshold) else None,
+            threshold_source=r.threshold_source,
+            model=r.model or face.embedding.model,
+            face=FaceOut.from_face(face),
+            width=int(img.shape[1]),
+            height=int(img.shape[0]),
+        )
+
+    return await pool.run("identify", job)
+
+
+@router.post(
+    "/{gallery}/subjects/{subject}/verify",
+    response_model=SubjectVerifyResponse,
+    summary="Is this the enrolled subject? (1:1 against a claimed identity)",
+    openapi_extra=multipart_body({"image": "the probe photo"}, required=["image"]),
+    responses=problems(*GALLERY_ERRORS, *UPLOAD_ERRORS, 409),
+)
+async def verify_subject(
+    request: Request,
+    gallery: GalleryName,
+    subject: SubjectName,
+    key: RecognizeIn,
+    threshold: ThresholdQ = None,
+    select: SelectOne = "largest",
+) -> SubjectVerifyResponse:
+    state = get_state(request)
+    s = state.settings
+    store = _galleries(state)
+    if not await state.read(lambda: store.exists(gallery)):
+        store.get(gallery)
+    form = await upload_form(request, max_files=1)
+    data = form.file("image")
+    check_image(data, "image", max_bytes=s.max_image_bytes)
+    pool = state.require_pool()
+
+    def job(pipe: FacePipeline) -> SubjectVerifyResponse:
+        img = decode_image(data, "image", max_pixels=s.max_pixels)
+        face = main_face(pipe, img, "image", select)
+        assert face.embedding is not None
+        d = store.verify(gallery, subject, face.embedding, threshold)
+        return SubjectVerifyResponse(
+            **DecisionOut.fields_from(d),
+            gallery=gallery,
+            subject=subject,
+            face=FaceOut.from_face(face),
+            width=int(img.shape[1]),
+            height=int(img.shape[0]),
+        )
+
+    return await pool.run("verify_subject", job)

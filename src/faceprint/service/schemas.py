@@ -1,0 +1,227 @@
+"""Request and response bodies of the REST API (pydantic models; they make the OpenAPI spec)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..pipeline import ImageResult
+from ..types import Decision, Face
+
+__all__ = [
+    "Problem",
+    "ValidationIssue",
+    "FaceOut",
+    "DetectResponse",
+    "EmbedFace",
+    "EmbedResponse",
+    "DecisionOut",
+    "VerifyResponse",
+    "Health",
+    "Readiness",
+    "GalleryCreate",
+    "GalleryOut",
+    "GalleryList",
+    "SubjectOut",
+    "SubjectList",
+    "EnrolFace",
+    "EnrolResponse",
+    "Candidate",
+    "IdentifyResponse",
+    "SubjectVerifyResponse",
+    "Deleted",
+]
+
+_strict = ConfigDict(extra="forbid")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details). Branch on ``code``: it is stable per error class."""
+
+    type: str = Field(description="URI naming the problem type: urn:faceprint:problem:<code>")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable code, e.g. no_face, image_decode_error, forbidden")
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[ValidationIssue] | None = None
+
+
+class FaceOut(BaseModel):
+    bbox: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the decoded (EXIF-rotated) image")
+    score: float
+    landmarks: list[list[float]] | None = Field(None, description="5 points [x, y]")
+    landmark_scheme: str | None = None
+    detector: str = ""
+
+    @classmethod
+    def from_face(cls, face: Face) -> FaceOut:
+        return cls(**face.detection.to_dict())
+
+
+class DetectResponse(BaseModel):
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class EmbedFace(FaceOut):
+    embedding: list[float] = Field(description="L2-normalised template of the face's embedder")
+
+
+class EmbedResponse(BaseModel):
+    model: str = Field(description="model_id@model_version: embeddings are comparable only within one model")
+    dim: int
+    width: int
+    height: int
+    faces: list[EmbedFace]
+
+    @classmethod
+    def from_result(cls, model: str, dim: int, result: ImageResult) -> EmbedResponse:
+        faces = []
+        for f in result.faces:
+            assert f.embedding is not None
+            faces.append(EmbedFace(**f.detection.to_dict(), embedding=[float(x) for x in f.embedding.vector]))
+        return cls(model=model, dim=dim, width=result.width, height=result.height, faces=faces)
+
+
+class DecisionOut(BaseModel):
+    match: bool
+    score: float = Field(description="cosine similarity, higher is more alike")
+    threshold: float
+    operating_point: str = Field(description="'fmr=0.001', 'eer' or 'custom'")
+    fmr: float | None = Field(None, description="false match rate calibrated at this threshold (null if custom)")
+    model: str
+
+    @staticmethod
+    def fields_from(d: Decision) -> dict[str, Any]:
+        fmr = None if d.fmr != d.fmr else float(d.fmr)
+        return {
+            "match": bool(d.match),
+            "score": round(float(d.score), 6),
+            "threshold": round(float(d.threshold), 6),
+            "operating_point": d.operating_point,
+            "fmr": fmr,
+            "model": d.model,
+        }
+
+
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
+class VerifyResponse(DecisionOut):
+    face_a: FaceOut
+    face_b: FaceOut
+    image_a: ImageSize
+    image_b: ImageSize
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    detector: str | None = None
+    model: str | None = None
+    workers: int | None = None
+    pending: int | None = None
+    gallery: bool = Field(False, description="whether gallery routes are available")
+    template_encryption: bool = False
+
+
+# --- galleries -------------------------------------------------------------------------------
+
+
+class GalleryCreate(BaseModel):
+    model_config = _strict
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="letters, digits, '_', '.', '-'")
+    keep_source_images: bool | None = Field(
+        None, description="keep enrolled photos on disk (default: the service setting, normally false)"
+    )
+
+
+class GalleryOut(BaseModel):
+    name: str
+    model: str | None = None
+    subjects: int | None = None
+    templates: int | None = None
+    keep_source_images: bool | None = None
+    encrypted: bool | None = None
+    created_at: str | None = None
+
+
+class GalleryList(BaseModel):
+    galleries: list[GalleryOut]
+
+
+class SubjectOut(BaseModel):
+    id: str
+    templates: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class SubjectList(BaseModel):
+    gallery: str
+    subjects: list[SubjectOut]
+    total: int
+
+
+class EnrolFace(FaceOut):
+    image: int = Field(description="index of the uploaded image this face comes from")
+    image_width: int | None = None
+    image_height: int | None = None
+    template_id: int
+
+
+class EnrolResponse(BaseModel):
+    gallery: str
+    subject: str
+    added: int = Field(description="templates added by this request")
+    templates: int | None = Field(None, description="templates the subject has now")
+    faces: list[EnrolFace]
+
+
+class Candidate(BaseModel):
+    subject: str
+    score: float = Field(description="subject score: max (or mean) cosine over its templates")
+    rank: int
+
+
+class IdentifyResponse(BaseModel):
+    gallery: str
+    identified: str | None = Field(description="best candidate at or above the threshold, else null (not enrolled)")
+    candidates: list[Candidate] = Field(
+        description="up to top_k subjects whose score reaches the open-set threshold, best first; "
+        "subjects below it are never returned"
+    )
+    threshold: float | None = Field(description="open-set threshold used (null for an empty gallery)")
+    threshold_source: str
+    model: str
+    face: FaceOut
+    width: int
+    height: int
+
+
+class SubjectVerifyResponse(DecisionOut):
+    gallery: str
+    subject: str
+    face: FaceOut
+    width: int
+    height: int
+
+
+class Deleted(BaseModel):
+    deleted: str
+    templates: int | None = Field(None, description="templates removed with it")

@@ -1,0 +1,220 @@
+// faceprint web page: plain JS, no build step. Talks to the /v1 API with the key typed in.
+// Text from the server is always set with textContent (never innerHTML).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const KEY_STORE = "faceprint.apiKey";
+const MAX_SIDE = 300;
+
+function apiKey() {
+  return $("api-key").value.trim();
+}
+
+function show(el, text, kind) {
+  el.textContent = text;
+  el.className = "result " + (kind || "info");
+}
+
+async function call(method, path, body) {
+  const headers = { Accept: "application/json, application/problem+json" };
+  const key = apiKey();
+  if (key) headers.Authorization = "Bearer " + key;
+  let payload = body;
+  if (body && !(body instanceof FormData)) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  const resp = await fetch(path, { method, headers, body: payload, credentials: "omit", cache: "no-store" });
+  let data = null;
+  try {
+    data = await resp.json();
+  } catch (e) {
+    data = null;
+  }
+  if (!resp.ok) {
+    const detail = data && (data.detail || data.title) ? data.detail || data.title : resp.statusText;
+    const code = data && data.code ? " [" + data.code + "]" : "";
+    const err = new Error(resp.status + ": " + detail + code);
+    err.status = resp.status;
+    err.code = data && data.code;
+    throw err;
+  }
+  return data;
+}
+
+// Draw a photo (EXIF orientation applied, like the server) scaled into a canvas, with boxes.
+async function drawFaces(canvas, file, imgW, imgH, faces) {
+  const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const sx = canvas.width / (imgW || bitmap.width);
+  const sy = canvas.height / (imgH || bitmap.height);
+  ctx.lineWidth = 3;
+  ctx.font = "bold 14px system-ui, sans-serif";
+  for (const f of faces) {
+    const [x1, y1, x2, y2] = f.bbox;
+    ctx.strokeStyle = f.color || "#00e676";
+    ctx.strokeRect(x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy);
+    if (f.landmarks) {
+      ctx.fillStyle = "#ffeb3b";
+      for (const [lx, ly] of f.landmarks) {
+        ctx.fillRect(lx * sx - 2, ly * sy - 2, 4, 4);
+      }
+    }
+    if (f.label) {
+      const w = ctx.measureText(f.label).width + 8;
+      const ty = Math.max(0, y1 * sy - 20);
+      ctx.fillStyle = f.color || "#00e676";
+      ctx.fillRect(x1 * sx, ty, w, 20);
+      ctx.fillStyle = "#000";
+      ctx.fillText(f.label, x1 * sx + 4, ty + 15);
+    }
+  }
+  bitmap.close();
+}
+
+function busy(button, on) {
+  button.disabled = on;
+}
+
+async function verify() {
+  const out = $("verify-result");
+  const a = $("verify-a").files[0];
+  const b = $("verify-b").files[0];
+  if (!a || !b) return show(out, "Choose two photos.", "bad");
+  const form = new FormData();
+  form.append("image_a", a);
+  form.append("image_b", b);
+  busy($("verify-btn"), true);
+  show(out, "Comparing…");
+  try {
+    const r = await call("POST", "/v1/verify", form);
+    const color = r.match ? "#00e676" : "#ff5252";
+    // draw first: the result line is what tells the user (and the browser test) the page is done
+    await drawFaces($("verify-canvas-a"), a, r.image_a.width, r.image_a.height, [{ ...r.face_a, color }]);
+    await drawFaces($("verify-canvas-b"), b, r.image_b.width, r.image_b.height, [{ ...r.face_b, color }]);
+    show(
+      out,
+      (r.match ? "Match" : "No match") + " — similarity " + r.score.toFixed(3) + " (threshold " + r.threshold.toFixed(3) + ", " + r.operating_point + ")",
+      r.match ? "ok" : "bad"
+    );
+  } catch (e) {
+    show(out, e.message, "bad");
+  } finally {
+    busy($("verify-btn"), false);
+  }
+}
+
+async function createGallery() {
+  const out = $("enrol-result");
+  const name = $("enrol-gallery").value.trim();
+  if (!name) return show(out, "Enter a gallery name.", "bad");
+  try {
+    await call("POST", "/v1/galleries", { name });
+    show(out, "Gallery “" + name + "” created.", "ok");
+  } catch (e) {
+    show(out, e.message, "bad");
+  }
+}
+
+async function enrol() {
+  const out = $("enrol-result");
+  const gallery = $("enrol-gallery").value.trim();
+  const subject = $("enrol-subject").value.trim();
+  const files = Array.from($("enrol-files").files);
+  if (!gallery || !subject) return show(out, "Enter a gallery and a subject id.", "bad");
+  if (!files.length) return show(out, "Choose at least one photo.", "bad");
+  const form = new FormData();
+  for (const f of files) form.append("images", f);
+  busy($("enrol-btn"), true);
+  show(out, "Enrolling…");
+  try {
+    const path = "/v1/galleries/" + encodeURIComponent(gallery) + "/subjects/" + encodeURIComponent(subject) + "/templates";
+    const r = await call("POST", path, form);
+    const box = $("enrol-canvases");
+    box.replaceChildren();
+    for (let i = 0; i < files.length && i < r.faces.length; i++) {
+      const c = document.createElement("canvas");
+      box.appendChild(c);
+      const f = r.faces[i];
+      await drawFaces(c, files[i], f.image_width, f.image_height, [{ ...f, label: r.subject }]);
+    }
+    show(out, "Enrolled “" + r.subject + "” in “" + r.gallery + "”: " + r.added + " template(s) added.", "ok");
+  } catch (e) {
+    show(out, e.message, "bad");
+  } finally {
+    busy($("enrol-btn"), false);
+  }
+}
+
+async function identify() {
+  const out = $("identify-result");
+  const list = $("identify-candidates");
+  const gallery = $("identify-gallery").value.trim();
+  const file = $("identify-file").files[0];
+  const k = Math.max(1, Math.min(20, parseInt($("identify-k").value, 10) || 5));
+  if (!gallery) return show(out, "Enter a gallery name.", "bad");
+  if (!file) return show(out, "Choose a photo.", "bad");
+  const form = new FormData();
+  form.append("image", file);
+  busy($("identify-btn"), true);
+  show(out, "Searching…");
+  list.replaceChildren();
+  try {
+    const path = "/v1/galleries/" + encodeURIComponent(gallery) + "/identify?top_k=" + k;
+    const r = await call("POST", path, form);
+    for (const c of r.candidates) {
+      const li = document.createElement("li");
+      li.textContent = c.subject + " — " + c.score.toFixed(3) + (c.match ? " ✓" : "");
+      if (c.match) li.className = "match";
+      list.appendChild(li);
+    }
+    const label = r.identified || "unknown";
+    await drawFaces($("identify-canvas"), file, r.width, r.height, [
+      { ...r.face, label, color: r.identified ? "#00e676" : "#ff5252" },
+    ]);
+    if (r.identified) show(out, "Identified: " + r.identified, "ok");
+    else show(out, "Not enrolled: no candidate reaches the threshold " + r.threshold.toFixed(3), "bad");
+  } catch (e) {
+    show(out, e.message, "bad");
+  } finally {
+    busy($("identify-btn"), false);
+  }
+}
+
+async function status() {
+  const el = $("status");
+  try {
+    const resp = await fetch("/readyz", { cache: "no-store" });
+    const r = await resp.json();
+    el.textContent = r.ready ? "ready · " + (r.model || "") : "starting…";
+    el.className = "status " + (r.ready ? "ready" : "down");
+  } catch (e) {
+    el.textContent = "offline";
+    el.className = "status down";
+  }
+}
+
+function init() {
+  const saved = sessionStorage.getItem(KEY_STORE);
+  if (saved) {
+    $("api-key").value = saved;
+    $("remember-key").checked = true;
+  }
+  const remember = () => {
+    if ($("remember-key").checked) sessionStorage.setItem(KEY_STORE, apiKey());
+    else sessionStorage.removeItem(KEY_STORE);
+  };
+  $("api-key").addEventListener("change", remember);
+  $("remember-key").addEventListener("change", remember);
+  $("verify-btn").addEventListener("click", verify);
+  $("create-gallery-btn").addEventListener("click", createGallery);
+  $("enrol-btn").addEventListener("click", enrol);
+  $("identify-btn").addEventListener("click", identify);
+  status();
+}
+
+document.addEventListener("DOMContentLoaded", init);
