@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from ._pool import bounded_ordered_map
 from .alignment import align
 from .detection.base import Detector
 from .embedding.base import Embedder, to_embeddings
@@ -267,20 +268,8 @@ class FacePipeline:
         with ProcessPoolExecutor(
             max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(settings,)
         ) as pool:
-            inflight: deque[Future[list[ImageResult]]] = deque()
-            it = _chunks(sources, chunk_size)
-            exhausted = False
-            while True:
-                while not exhausted and len(inflight) < 2 * n_workers:
-                    try:
-                        chunk = next(it)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    inflight.append(pool.submit(_worker_run, _portable(chunk), select))
-                if not inflight:
-                    break
-                out = inflight.popleft().result()
+            work = (_portable(c) for c in _chunks(sources, chunk_size))
+            for _chunk, out in bounded_ordered_map(pool, partial(_worker_run, select=select), work, 2 * n_workers):
                 done += len(out)
                 yield from out
                 if progress:

@@ -30,15 +30,16 @@ import logging
 import multiprocessing as mp
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from .._pool import bounded_ordered_map
 from ..alignment import TEMPLATES, align
 from ..embedding.base import to_embeddings
 from ..errors import (
@@ -288,6 +289,13 @@ def _run_chunk(
     """Worker entry point (process pool and Dask): (model tag, one result per source)."""
     pipe = _pipeline_for(settings_json)
     return f"{pipe.embedder.model_id}@{pipe.embedder.model_version}", _acquire(pipe, sources, select, prealigned)
+
+
+def _run_chunk_items(
+    settings_json: str, chunk: list[tuple[str, bytes, list[str]]], *, select: Selection, prealigned: str | None
+) -> tuple[str, list[_Raw]]:
+    """Process-pool task: :func:`_run_chunk` on the image data of one chunk."""
+    return _run_chunk(settings_json, [d for _, d, _ in chunk], select, prealigned)
 
 
 # --- embedding a set of images ----------------------------------------------------------------------
@@ -552,27 +560,10 @@ def _run_pool(
 ) -> None:
     settings_json = json.dumps(_worker_settings(spec), sort_keys=True)
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    task = partial(_run_chunk_items, settings_json, select=select, prealigned=prealigned)
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-        inflight: deque[tuple[list[tuple[str, bytes, list[str]]], Future[tuple[str, list[_Raw]]]]] = deque()
-        exhausted = False
-        while True:
-            while not exhausted and len(inflight) < 2 * n_workers:
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    exhausted = True
-                    break
-                fut = pool.submit(_run_chunk, settings_json, [d for _, d, _ in chunk], select, prealigned)
-                inflight.append((chunk, fut))
-            if not inflight:
-                break
-            chunk, fut = inflight.popleft()
-            try:
-                worker_model, raws = fut.result()
-                absorb(chunk, worker_model, raws)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)  # drop queued chunks, do not run them
-                raise
+        for chunk, (worker_model, raws) in bounded_ordered_map(pool, task, chunks, 2 * n_workers):
+            absorb(chunk, worker_model, raws)
 
 
 def _run_dask(
