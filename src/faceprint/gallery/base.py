@@ -558,6 +558,10 @@ class Gallery(ABC):
     def _counts(self) -> tuple[int, int]:
         """(subjects, templates)."""
 
+    def _size_hint(self) -> tuple[int, int]:
+        """(subjects, templates) for sizing searches; may be slightly stale (backends with costly counts)."""
+        return self._counts()
+
     @abstractmethod
     def _backend_stats(self) -> dict[str, Any]:
         """Backend-specific figures for :meth:`stats` (index kind, sizes on disk…)."""
@@ -1050,7 +1054,7 @@ class Gallery(ABC):
 
     def _rank_subjects(self, x: npt.NDArray[np.float32], k: int, strategy: str) -> list[list[Candidate]]:
         """Top-k subjects per query row, scored by ``strategy`` (closed set, no threshold)."""
-        n_subjects, n_templates = self._counts()
+        n_subjects, n_templates = self._size_hint()
         if n_templates == 0:
             return [[] for _ in range(x.shape[0])]
         per_subject = max(1.0, n_templates / max(1, n_subjects))
