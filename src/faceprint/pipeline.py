@@ -120,7 +120,22 @@ class FacePipeline:
 
     # --- settings that let worker processes rebuild the same pipeline ---------------------
 
-    def _settings(self, worker_threads: int) -> dict[str, Any]:
+    @property
+    def detector_spec(self) -> str | Detector:
+        """The detector as given: a registered name, or the object passed in."""
+        return self._detector_spec
+
+    @property
+    def embedder_spec(self) -> str | Embedder:
+        """The embedder as given: a registered name, or the object passed in."""
+        return self._embedder_spec
+
+    def settings(self, worker_threads: int = 1) -> dict[str, Any]:
+        """Keyword settings that rebuild this pipeline in another process (``FacePipeline(**s)``).
+
+        ONNX embedders get ``threads=worker_threads`` unless their options name a thread count.
+        Raises :class:`ConfigurationError` for pipelines built from objects rather than names.
+        """
         if not isinstance(self._detector_spec, str) or not isinstance(self._embedder_spec, str):
             raise ConfigurationError(
                 "worker processes need a pipeline built from backend names; pass workers=1 "
@@ -263,7 +278,7 @@ class FacePipeline:
                 if progress:
                     progress(done, total)
             return
-        settings = self._settings(worker_threads=1)
+        settings = self.settings(worker_threads=1)
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(
             max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(settings,)

@@ -158,7 +158,7 @@ def _worker_settings(spec: PipelineSpec, *, threads: int | None = 1) -> dict[str
     backend's default, for a pipeline in this process).
     """
     if isinstance(spec, FacePipeline):
-        return spec._settings(worker_threads=threads or 1)
+        return spec.settings(worker_threads=threads or 1)
     d: dict[str, Any] = {
         "detector": DEFAULT_DETECTOR,
         "embedder": DEFAULT_EMBEDDER,
@@ -191,8 +191,8 @@ def cache_settings(
     Thread counts and other settings that do not change results are left out.
     """
     if isinstance(spec, FacePipeline):
-        det: object = spec._detector_spec
-        emb: object = spec._embedder_spec
+        det: object = spec.detector_spec
+        emb: object = spec.embedder_spec
         det_opts, emb_opts, max_pixels = spec.detector_options, spec.embedder_options, spec.max_pixels
     else:
         w = _worker_settings(spec)

@@ -452,8 +452,8 @@ def _model_tag_of(pipeline: FacePipeline) -> str:
 
 def pipeline_settings(pipeline: FacePipeline) -> dict[str, Any] | None:
     """Backend names and options that rebuild ``pipeline`` (None for custom detector/embedder objects)."""
-    det = getattr(pipeline, "_detector_spec", None)
-    emb = getattr(pipeline, "_embedder_spec", None)
+    det = getattr(pipeline, "detector_spec", None)
+    emb = getattr(pipeline, "embedder_spec", None)
     if not isinstance(det, str) or not isinstance(emb, str):
         return None
     return {
