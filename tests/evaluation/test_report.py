@@ -299,3 +299,14 @@ def test_importing_evaluation_loads_no_matplotlib_or_dask() -> None:
     assert set(ev.__all__) >= {"Pair", "read_lfw_pairs", "write_report", "run_protocol", "ScoreTable", "cmc"}
     for name in ev.__all__:
         assert getattr(ev, name) is not None
+
+
+def test_package_reexports_match_each_submodule_all() -> None:
+    """The lazy re-export table is written by hand (so nothing is imported early): keep it in step."""
+    import importlib
+
+    import faceprint.evaluation as ev
+
+    for module, names in ev._MODULES.items():
+        mod = importlib.import_module(f"faceprint.evaluation.{module}")
+        assert set(names) == set(mod.__all__), module

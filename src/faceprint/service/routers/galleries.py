@@ -94,6 +94,19 @@ def _audit(
 # --- galleries -------------------------------------------------------------------------------
 
 
+async def _probe_upload(request: Request, gallery: str) -> tuple[ServiceState, GalleryManager, bytes]:
+    """(state, gallery store, probe image bytes): a 404 for an unknown gallery before the upload
+    is read, then one checked image from the form field ``image``."""
+    state = get_state(request)
+    store = _galleries(state)
+    if not await state.read(lambda: store.exists(gallery)):
+        store.get(gallery)  # raises the 404
+    form = await upload_form(request, max_files=1)
+    data = form.file("image")
+    check_image(data, "image", max_bytes=state.settings.max_image_bytes)
+    return state, store, data
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -312,14 +325,8 @@ async def identify(
     threshold: ThresholdQ = None,
     select: SelectOne = "largest",
 ) -> IdentifyResponse:
-    state = get_state(request)
+    state, store, data = await _probe_upload(request, gallery)
     s = state.settings
-    store = _galleries(state)
-    if not await state.read(lambda: store.exists(gallery)):
-        store.get(gallery)
-    form = await upload_form(request, max_files=1)
-    data = form.file("image")
-    check_image(data, "image", max_bytes=s.max_image_bytes)
     pool = state.require_pool()
 
     def job(pipe: FacePipeline) -> IdentifyResponse:
@@ -358,14 +365,8 @@ async def verify_subject(
     threshold: ThresholdQ = None,
     select: SelectOne = "largest",
 ) -> SubjectVerifyResponse:
-    state = get_state(request)
+    state, store, data = await _probe_upload(request, gallery)
     s = state.settings
-    store = _galleries(state)
-    if not await state.read(lambda: store.exists(gallery)):
-        store.get(gallery)
-    form = await upload_form(request, max_files=1)
-    data = form.file("image")
-    check_image(data, "image", max_bytes=s.max_image_bytes)
     pool = state.require_pool()
 
     def job(pipe: FacePipeline) -> SubjectVerifyResponse:
