@@ -297,7 +297,10 @@ def test_a_slow_upload_answers_408() -> None:
 
     from faceprint.service.uploads import read_form
 
-    chunks = [b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n\xff\xd8\xff', b"\0" * 10]
+    chunks = [
+        b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n\xff\xd8\xff',
+        b"\0" * 10,
+    ]
 
     async def receive() -> dict[str, Any]:
         if len(chunks) == 1:

@@ -394,4 +394,3 @@ class Authenticator:
         if wait > 0:
             retry = max(1, math.ceil(wait))
             raise RateLimitError(f"rate limit of API key {key.id} reached; retry in {retry} s", retry_after=retry)
-
