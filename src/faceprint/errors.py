@@ -45,6 +45,7 @@ __all__ = [
     "SubjectExistsError",
     "GalleryNotFoundError",
     "GalleryExistsError",
+    "CorruptStoreError",
 ]
 
 
@@ -231,3 +232,20 @@ class GalleryNotFoundError(GalleryError, LookupError):
 
 class GalleryExistsError(GalleryError, FileExistsError):
     """A gallery of that name already exists."""
+
+
+class CorruptStoreError(GalleryError, OSError):
+    """A file faceprint keeps (a gallery's SQLite database or index, the service's key store) is
+    damaged: truncated, overwritten or not a database at all.
+
+    ``path`` names the file. Other galleries keep working; a broken gallery can be listed as
+    broken and removed. The CLI exits with code 7 (``EXIT_CORRUPT_STORE``); the service answers
+    with the problem type ``corrupt-store``.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __str__(self) -> str:  # OSError would otherwise format (errno, strerror)
+        return str(self.args[0]) if self.args else "corrupt store"

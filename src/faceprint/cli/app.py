@@ -1,7 +1,8 @@
 """Root of the CLI: logging, error → exit-code mapping, and the command groups.
 
 Exit codes: 0 success (and "match" for verify), 1 "no match", 2 usage error,
-3 bad input image, 4 no face found, 5 model error, 6 other faceprint error.
+3 bad input image, 4 no face found, 5 model error, 6 other faceprint error,
+7 a gallery or key store file is damaged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .. import errors
-from .app_common import EXIT_BAD_INPUT, EXIT_MODEL, EXIT_NO_FACE, EXIT_OTHER, EXIT_USAGE
+from .app_common import EXIT_BAD_INPUT, EXIT_CORRUPT_STORE, EXIT_MODEL, EXIT_NO_FACE, EXIT_OTHER, EXIT_USAGE
 
 app = typer.Typer(
     name="faceprint",
@@ -36,6 +37,8 @@ def _root(
 def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, errors.NoFaceError):
         return EXIT_NO_FACE
+    if isinstance(exc, errors.CorruptStoreError):
+        return EXIT_CORRUPT_STORE
     if isinstance(exc, errors.ImageError):
         return EXIT_BAD_INPUT
     if isinstance(exc, (errors.ModelError, errors.BackendUnavailableError)):

@@ -14,6 +14,7 @@ EXIT_BAD_INPUT = 3
 EXIT_NO_FACE = 4
 EXIT_MODEL = 5
 EXIT_OTHER = 6
+EXIT_CORRUPT_STORE = 7  # a gallery or key store file is damaged (errors.CorruptStoreError)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 

@@ -49,6 +49,7 @@ import numpy.typing as npt
 from ..errors import (
     BackendUnavailableError,
     ConfigurationError,
+    CorruptStoreError,
     EmbeddingMismatchError,
     GalleryError,
     SubjectExistsError,
@@ -271,6 +272,13 @@ class SqliteGallery(Gallery):
                 self._pipeline = pipeline
             with self._lock:
                 self._sync()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise CorruptStoreError(
+                f"gallery database {db} is damaged ({exc}); restore it from a backup or export, "
+                f"or remove the gallery folder {self.path}",
+                path=str(db),
+            ) from exc
         except BaseException:
             self._conn.close()
             raise
