@@ -25,6 +25,7 @@ __all__ = [
     "ModelChecksumError",
     "ModelFormatError",
     "BackendUnavailableError",
+    "BackendProtocolError",
     "EmbeddingError",
     "InvalidEmbeddingError",
     "EmbeddingMismatchError",
@@ -127,6 +128,10 @@ class ModelFormatError(ModelError, ValueError):
 
 class BackendUnavailableError(FaceprintError, ImportError):
     """An optional backend needs a package that is not installed."""
+
+
+class BackendProtocolError(FaceprintError, TypeError):
+    """A registered backend (often a plug-in) built an object that does not follow its stage's protocol."""
 
 
 # --- embeddings and comparison ---------------------------------------------------------------

@@ -112,10 +112,10 @@ class FacePipeline:
         self.embedder_options = dict(embedder_options or {})
         self.max_pixels = max_pixels
         self.detector: Detector = (
-            detectors.create(detector, **self.detector_options) if isinstance(detector, str) else detector  # type: ignore[assignment]
+            detectors.create(detector, **self.detector_options) if isinstance(detector, str) else detector
         )
         self.embedder: Embedder = (
-            embedders.create(embedder, **self.embedder_options) if isinstance(embedder, str) else embedder  # type: ignore[assignment]
+            embedders.create(embedder, **self.embedder_options) if isinstance(embedder, str) else embedder
         )
 
     # --- settings that let worker processes rebuild the same pipeline ---------------------

@@ -3,130 +3,24 @@
 The graphs output constants (plus ``0 · mean(input)`` so that the input is consumed), laid out
 like InsightFace SCRFD exports: scores, boxes, keypoints for strides 8, 16, 32, two anchors per
 location. Faces are planted at known anchors, so the expected boxes in the original image
-follow from the letterbox scale.
+follow from the letterbox scale. The graph builder lives in :mod:`faceprint.testing.onnx_graphs`,
+where the conformance suite uses it too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from faceprint.detection import Detector
 from faceprint.detection.onnx_scrfd import OnnxScrfdDetector, nms
 from faceprint.errors import ImageDimensionError, ModelFormatError
-
-STRIDES = (8, 16, 32)
-
-
-@dataclass
-class Face:
-    stride: int
-    row: int  # feature-map row
-    col: int  # feature-map column
-    anchor: int  # 0 or 1
-    score: float
-    dist: tuple[float, float, float, float]  # left, top, right, bottom, in stride units
-    kps: tuple[float, ...] = (-1.0, -1.0, 1.0, -1.0, 0.0, 0.0, -0.8, 1.0, 0.8, 1.0)  # 5 (dx, dy), stride units
-
-    def centre(self) -> np.ndarray:
-        return np.array([self.col * self.stride, self.row * self.stride], dtype=np.float64)
-
-    def box_in_input(self) -> np.ndarray:
-        c, d = self.centre(), np.array(self.dist) * self.stride
-        return np.array([c[0] - d[0], c[1] - d[1], c[0] + d[2], c[1] + d[3]])
-
-    def kps_in_input(self) -> np.ndarray:
-        return self.centre() + np.array(self.kps).reshape(5, 2) * self.stride
-
-
-def build_scrfd(
-    path: Path,
-    faces: list[Face],
-    *,
-    size: tuple[int, int] = (640, 640),  # (width, height)
-    keypoints: bool = True,
-    batched: bool = False,
-    input_shape: list[int | str] | None = None,
-    drop_outputs: int = 0,
-    score_from_red: bool = False,
-) -> Path:
-    """Write an SCRFD-like graph. With ``score_from_red`` every planted face's score is the mean
-    of the network's channel 0 (so the pre-processing shows in the score)."""
-    w, h = size
-    arrays: dict[str, list[np.ndarray]] = {"score": [], "bbox": [], "kps": []}
-    masks: list[np.ndarray] = []
-    for s in STRIDES:
-        n = (h // s) * (w // s) * 2
-        sc, bb, kp, mk = (np.zeros((n, c), np.float32) for c in (1, 4, 10, 1))
-        for f in faces:
-            if f.stride != s:
-                continue
-            i = (f.row * (w // s) + f.col) * 2 + f.anchor
-            sc[i, 0] = 0.0 if score_from_red else f.score
-            mk[i, 0] = 1.0
-            bb[i] = f.dist
-            kp[i] = f.kps
-        arrays["score"].append(sc)
-        arrays["bbox"].append(bb)
-        arrays["kps"].append(kp)
-        masks.append(mk)
-    nodes = [
-        helper.make_node("ReduceMean", ["input.1"], ["mean_all"], keepdims=0),
-        helper.make_node("Mul", ["mean_all", "zero"], ["nothing"]),
-        helper.make_node("Slice", ["input.1", "c0", "c1", "c_axis"], ["red"]),
-        helper.make_node("ReduceMean", ["red"], ["red_mean"], keepdims=0),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
-        numpy_helper.from_array(np.array([0], np.int64), "c0"),
-        numpy_helper.from_array(np.array([1], np.int64), "c1"),
-        numpy_helper.from_array(np.array([1], np.int64), "c_axis"),
-    ]
-    outputs = []
-    kinds = ["score", "bbox"] + (["kps"] if keypoints else [])
-    for kind in kinds:
-        for k, s in enumerate(STRIDES):
-            arr = arrays[kind][k]
-            const, out = f"{kind}_{s}_const", f"{kind}_{s}"
-            inits.append(numpy_helper.from_array(arr, const))
-            flat = out + "_flat" if batched else out
-            if kind == "score" and score_from_red:
-                inits.append(numpy_helper.from_array(masks[k], f"mask_{s}"))
-                nodes.append(helper.make_node("Mul", ["red_mean", f"mask_{s}"], [f"masked_{s}"]))
-                nodes.append(helper.make_node("Add", [const, f"masked_{s}"], [flat]))
-            else:
-                nodes.append(helper.make_node("Add", [const, "nothing"], [flat]))
-            if batched:
-                nodes.append(helper.make_node("Unsqueeze", [flat, "batch_axis0"], [out]))
-                shape: list[int | str] = [1, *arr.shape]
-            else:
-                shape = list(arr.shape)
-            outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, shape))
-    if batched:
-        inits.append(numpy_helper.from_array(np.array([0], np.int64), "batch_axis0"))
-    if drop_outputs:
-        outputs = outputs[:-drop_outputs]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_scrfd",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, input_shape or [1, 3, "?", "?"])],
-        outputs,
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
-FACE_A = Face(stride=8, row=20, col=30, anchor=0, score=0.9, dist=(5, 6, 7, 8))
-FACE_B = Face(stride=32, row=12, col=5, anchor=1, score=0.8, dist=(2, 2.5, 2, 3))
+from faceprint.testing.onnx_graphs import SCRFD_FACE_A as FACE_A
+from faceprint.testing.onnx_graphs import SCRFD_FACE_B as FACE_B
+from faceprint.testing.onnx_graphs import PlantedFace as Face
+from faceprint.testing.onnx_graphs import build_scrfd
 
 
 def image(w: int, h: int) -> np.ndarray:

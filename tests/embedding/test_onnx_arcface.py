@@ -2,7 +2,8 @@
 
 The test network is ``mean over H, W`` → ``MatMul W (3, 8)`` → ``+ b (8,)``; the bias makes the
 result depend on ``input_std`` even after L2 normalisation, and the distinct rows of ``W`` make it
-depend on the channel order.
+depend on the channel order. The graph builder lives in :mod:`faceprint.testing.onnx_graphs`,
+where the conformance suite uses it too.
 """
 
 from __future__ import annotations
@@ -25,54 +26,9 @@ from faceprint.errors import (
     ModelNotFoundError,
 )
 from faceprint.models import sha256_file
-
-W = np.array(
-    [
-        [1.0, -2.0, 0.5, 0.0, 3.0, -1.0, 0.25, 2.0],
-        [-0.5, 1.0, 2.0, -3.0, 0.0, 1.5, -1.0, 0.75],
-        [2.0, 0.5, -1.0, 1.0, -2.0, 0.0, 1.25, -0.5],
-    ],
-    dtype=np.float32,
-)
-B = np.array([0.3, -0.2, 0.1, 0.4, -0.5, 0.2, -0.1, 0.05], dtype=np.float32)
-
-
-def build_model(
-    path: Path,
-    *,
-    input_shape: list[int | str] | None = None,
-    output_shape: list[int | str] | None = None,
-    weight: np.ndarray = W,
-    bias: np.ndarray = B,
-    reduce_axes: list[int] | None = None,
-    extra_output: bool = False,
-) -> Path:
-    """Write ``x (N,3,S,S) → mean_{H,W} → @ weight → + bias → y (N,D)`` as an ONNX file."""
-    input_shape = input_shape if input_shape is not None else ["N", 3, 112, 112]
-    output_shape = output_shape if output_shape is not None else ["N", weight.shape[1]]
-    axes = reduce_axes if reduce_axes is not None else [2, 3]
-    nodes = [
-        helper.make_node("ReduceMean", ["x"], ["m"], axes=axes, keepdims=0),
-        helper.make_node("MatMul", ["m", "w"], ["p"]),
-        helper.make_node("Add", ["p", "b"], ["y"]),
-    ]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)]
-    if extra_output:
-        nodes.append(helper.make_node("Identity", ["m"], ["m_out"]))
-        outputs.append(helper.make_tensor_value_info("m_out", TensorProto.FLOAT, ["N", 3]))
-    graph = helper.make_graph(
-        nodes,
-        "tiny_arcface",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
-        outputs,
-        initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+from faceprint.testing.onnx_graphs import ARCFACE_B as B
+from faceprint.testing.onnx_graphs import ARCFACE_W as W
+from faceprint.testing.onnx_graphs import build_arcface as build_model
 
 
 def reference(crops: np.ndarray, mean: float = 127.5, std: float = 127.5, bgr: bool = False) -> np.ndarray:

@@ -47,7 +47,7 @@ def detect(
     for path in iter_images(images):
         try:
             img = load_image(path, max_pixels=max_pixels or None)
-            faces = det.detect(img)  # type: ignore[attr-defined]
+            faces = det.detect(img)
         except Exception as exc:  # report and go on: one bad file must not stop the run
             failed += 1
             emit_error_line(str(path), exc)

@@ -346,7 +346,7 @@ def _model_tag(spec: PipelineSpec, local: FacePipeline | None) -> tuple[str, str
 
     w = _worker_settings(spec)
     emb = embedders.create(w["embedder"], **w["embedder_options"])
-    return str(emb.model_id), str(emb.model_version)  # type: ignore[attr-defined]
+    return str(emb.model_id), str(emb.model_version)
 
 
 def _cpu_count() -> int:

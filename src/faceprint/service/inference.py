@@ -48,7 +48,7 @@ def build_pipelines(settings: ServiceSettings) -> list[FacePipeline]:
     pipes = [first]
     for _ in range(n - 1):
         det = detectors.create(settings.detector, **settings.detector_options)
-        pipes.append(FacePipeline(det, first.embedder, max_pixels=settings.max_pixels))  # type: ignore[arg-type]
+        pipes.append(FacePipeline(det, first.embedder, max_pixels=settings.max_pixels))
     return pipes
 
 
