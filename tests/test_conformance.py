@@ -1,102 +1,248 @@
-"""Conformance suite: every registered detector and embedder passes the same checks.
+"""Conformance: every registered detector and embedder passes every check of faceprint.testing.
 
-Like scikit-learn's estimator checks, one parametrised test per property, run on every backend
-in the registries (dlib ones with their real weights, ONNX ones with tiny models built here).
-A backend registered later is picked up automatically and must pass too.
+One test per check per backend (``test_conformance[dlib-hog-check_detect_no_face]``), built from
+the registries, so a backend registered later, or an installed plug-in, is checked too. Backends
+that need a model file say how to build one through their ``_conformance_cases`` hook; those
+whose model is absent from ../shared/models skip with the reason. Each backend is built once
+and each photograph decoded once for the whole session.
+
+Also here: the module and function size budget of the structure issue.
 """
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
+import unittest
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from faceprint.alignment import TEMPLATES, align
 from faceprint.detection.base import Detector
-from faceprint.embedding.base import Embedder
-from faceprint.io import load_image
+from faceprint.errors import ModelNotFoundError
 from faceprint.registry import detectors, embedders
+from faceprint.testing import (
+    BackendCase,
+    BuildContext,
+    FaceImages,
+    check_backend,
+    checks_for,
+    parametrize_with_checks,
+)
 
-from .conftest import data_path
-from .detection.test_onnx_scrfd import FACE_A, build_scrfd
-from .embedding.test_onnx_arcface import build_model
+from .conftest import DATA, data_path
 
-# Settings the tests need for backends whose model file the user supplies.
-_NEEDS_MODEL = {"onnx-scrfd", "onnx-arcface"}
+pytest_plugins = ["pytester"]
+
+MODELS = DATA.parent / "models"
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("models")
+def lfw(name: str, n: int) -> Path:
+    return data_path("lfw_view1", name, f"{name}_{n:04d}.jpg")
+
+
+def photo_paths() -> dict[str, Path]:
+    """Small real photographs (slow detectors scan each a few times): 250×250 LFW faces,
+    a 501×700 two-person photograph and a 128×128 photograph without a face."""
     return {
-        "onnx-scrfd": build_scrfd(d / "det.onnx", [FACE_A]),
-        "onnx-arcface": build_model(d / "arc.onnx"),
+        "face": lfw("Aaron_Peirsol", 1),
+        "same_person": lfw("Aaron_Peirsol", 2),
+        "group": data_path("group_photos", "face_recognition_kit_with_rose.jpg"),
+        "no_face": data_path("non_faces", "matplotlib_Minduka_Present_Blue_Pack.png"),
     }
 
 
-def _make(registry: Any, name: str, tiny_models: dict[str, Path]) -> Any:
-    kwargs: dict[str, Any] = {"model": tiny_models[name]} if name in _NEEDS_MODEL else {}
-    return registry.create(name, **kwargs)
+def photos() -> FaceImages:
+    return FaceImages(**photo_paths())
+
+
+@parametrize_with_checks([detectors, embedders], images=photos, model_dirs=[MODELS])
+def test_conformance(backend: BackendCase, check) -> None:
+    check(backend)
+
+
+# --- the suite itself: it must be able to fail, and a plug-in author must be able to use it ------
 
 
 @pytest.fixture(scope="module")
-def photos() -> list[np.ndarray]:
-    return [
-        load_image(data_path("lfw_view1", "AJ_Cook", "AJ_Cook_0001.jpg")),
-        load_image(data_path("group_photos", "face_recognition_two_people.jpg")),
-        load_image(data_path("non_faces", "skimage_coins.png")),
-    ]
+def images() -> FaceImages:
+    return photos()
 
 
-@pytest.mark.parametrize("name", detectors.names())
-def test_detector_conformance(name: str, tiny_models: dict[str, Path], photos: list[np.ndarray]) -> None:
-    det = _make(detectors, name, tiny_models)
-    assert isinstance(det, Detector)
-    singles = [det.detect(p) for p in photos]
-    # batch == one by one, and determinism
-    batch = det.detect_batch(photos)
-    again = det.detect_batch(photos)
-    for s, b, a in zip(singles, batch, again, strict=True):
-        assert [d.bbox.as_list() for d in s] == [d.bbox.as_list() for d in b] == [d.bbox.as_list() for d in a]
-        assert [d.score for d in s] == [d.score for d in b]
-    for img, found in zip(photos, singles, strict=True):
-        h, w = img.shape[:2]
-        assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
-        for d in found:
-            assert 0 <= d.bbox.x1 < d.bbox.x2 <= w and 0 <= d.bbox.y1 < d.bbox.y2 <= h
-            assert np.isfinite(d.score)
-            if d.landmarks is not None:
-                assert d.landmarks.points.shape == (5, 2) and d.landmarks.points.dtype == np.float32
-    # tiny and thin images and an empty list are normal input, never a crash
-    for shape in [(1, 1, 3), (7, 300, 3), (300, 7, 3), (20, 20, 3)]:
-        assert isinstance(det.detect(np.zeros(shape, np.uint8)), list)
-    assert det.detect(np.zeros((1, 1, 3), np.uint8)) == [] or name == "onnx-scrfd"
-    assert det.detect_batch([]) == []
-    # the input is not modified
-    before = photos[0].copy()
-    det.detect(photos[0])
-    assert np.array_equal(before, photos[0])
+def test_checks_catch_raw_exceptions_and_wrong_order(images: FaceImages, hog) -> None:
+    class Sloppy:
+        name = "sloppy"
+
+        def detect(self, image):
+            return hog.detect(image)[::-1]  # worst face first
+
+        def detect_batch(self, images):
+            return [self.detect(i) for i in images]
+
+    names = {c.__name__: c for c in checks_for("detector")}
+    with pytest.raises(AssertionError, match="descending"):
+        names["check_detect_sorted_by_score"](Sloppy(), images)
+
+    class Raw(Sloppy):
+        def detect(self, image):
+            return hog.detect(image) if np.asarray(image).dtype == np.uint8 else [][0]  # raw IndexError
+
+    with pytest.raises(AssertionError, match="IndexError.*not a FaceprintError"):
+        names["check_detect_bad_input"](Raw(), images)
 
 
-@pytest.mark.parametrize("name", embedders.names())
-def test_embedder_conformance(name: str, tiny_models: dict[str, Path], photos: list[np.ndarray], hog) -> None:
-    emb = _make(embedders, name, tiny_models)
-    assert isinstance(emb, Embedder)
-    assert emb.template in TEMPLATES and emb.model_id and emb.model_version
-    size = TEMPLATES[emb.template].size
-    crops = [align(photos[1], d, emb.template).image for d in hog.detect(photos[1])]
-    crops.append(align(photos[0], hog.detect(photos[0])[0], emb.template).image)
-    assert len(crops) == 3 and crops[0].shape == (size, size, 3)
-    out = emb.embed(crops)
-    assert out.shape == (3, emb.dim) and out.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    one_by_one = np.concatenate([emb.embed([c]) for c in crops])
-    np.testing.assert_allclose(out, one_by_one, atol=1e-5)
-    np.testing.assert_array_equal(out, emb.embed(crops))  # deterministic
-    assert emb.embed([]).shape == (0, emb.dim)
-    from faceprint.errors import ImageDimensionError
+def test_a_case_without_its_model_skips_with_the_reason(images: FaceImages, tmp_path: Path) -> None:
+    def build(ctx: BuildContext) -> Detector:
+        ctx.model_file("no_such_pack/detector.onnx")
+        raise AssertionError("model_file returned a path that does not exist")
 
-    with pytest.raises(ImageDimensionError):
-        emb.embed([np.zeros((size + 1, size, 3), np.uint8)])
+    case = BackendCase("needs-a-model", build, "detector")
+    with pytest.raises(unittest.SkipTest, match="not available here.*no_such_pack/detector.onnx"):
+        check_backend(case, images, model_dirs=[tmp_path])
+    with pytest.raises(ModelNotFoundError):
+        BuildContext(tmp_path, (tmp_path,)).model_file("absent.onnx")
+
+
+class MeanColourEmbedder:
+    """Mean colour of each crop, centred on the batch mean: not unit length, and batch-dependent."""
+
+    model_id, model_version, dim, template = "mean-colour", "1", 3, "arcface112"
+
+    def embed(self, crops):
+        x = np.array([np.asarray(c, np.float32).mean(axis=(0, 1)) for c in crops], np.float32).reshape(-1, 3)
+        return x - x.mean(axis=0) if len(x) > 1 else x
+
+
+def test_checks_catch_an_embedder_that_is_not_normalised_nor_batch_independent(images: FaceImages) -> None:
+    names = {c.__name__: c for c in checks_for("embedder")}
+    emb = MeanColourEmbedder()
+    names["check_embed_output"](emb, images)  # the shape and dtype are right
+    with pytest.raises(AssertionError, match="row norms .* are not 1"):
+        names["check_embed_l2_normalised"](emb, images)
+    with pytest.raises(AssertionError, match="batch vs one by one: differ by up to"):
+        names["check_embed_batch_equals_single"](emb, images)
+    emb.template = "nope"
+    with pytest.raises(AssertionError, match="template 'nope'"):
+        names["check_embedder_protocol"](emb, images)
+
+
+def test_build_context_finds_model_files(tmp_path: Path) -> None:
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "det.onnx").write_bytes(b"x")
+    ctx = BuildContext(tmp_path / "work", (tmp_path / "elsewhere", tmp_path))
+    assert ctx.model_file("pack/det.onnx") == tmp_path / "pack" / "det.onnx"
+
+
+def test_expected_failures_must_name_real_checks(images: FaceImages) -> None:
+    case = BackendCase("typo", lambda ctx: None, "detector", {"check_detect_no_faces": "typo"})
+    with pytest.raises(ValueError, match="unknown checks: check_detect_no_faces"):
+        check_backend(case, images)
+
+
+PLUGIN_TESTS = """
+import numpy as np
+from faceprint.detection.dlib_detectors import DlibHogDetector
+from faceprint.testing import BackendCase, FaceImages, parametrize_with_checks
+from faceprint.types import BBox, Detection
+
+IMAGES = FaceImages(face={face!r}, same_person={same_person!r}, group={group!r}, no_face={no_face!r})
+
+
+class Everywhere:
+    name = "everywhere"
+
+    def detect(self, image):
+        h, w = image.shape[:2]
+        return [Detection(BBox(0.0, 0.0, float(w), float(h)), 1.0, None, self.name)] if h and w else []
+
+    def detect_batch(self, images):
+        return [self.detect(i) for i in images]
+
+
+BACKENDS = [
+    DlibHogDetector(),
+    BackendCase("absent", lambda ctx: ctx.model_file("no_such_model.onnx"), "detector"),
+    BackendCase("everywhere", lambda ctx: Everywhere(), "detector", {{"check_detect_no_face": "it is"}}),
+]
+
+
+@parametrize_with_checks(BACKENDS, images=IMAGES)
+def test_conformance(backend, check):
+    check(backend)
+"""
+
+
+def test_usable_from_a_plugin_test_suite(pytester: pytest.Pytester) -> None:
+    """A third-party test module: built objects and cases, its own photographs, a skip, an xfail."""
+    paths = {role: str(p) for role, p in photo_paths().items()}
+    pytester.makepyfile(test_plugin=PLUGIN_TESTS.format(**paths))
+    result = pytester.runpytest_inprocess("-q", "-rsfx", "-p", "no:cacheprovider")
+    n = len(checks_for("detector"))
+    # Everywhere finds one face in the two-person photograph and does not check its input
+    result.assert_outcomes(passed=2 * n - 3, skipped=n, failed=2, xfailed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "FAILED *everywhere-check_detect_finds_faces*",
+            "E * AssertionError: found 1 face(s) in the group photograph, expected ≥ 2",
+            "FAILED *everywhere-check_detect_bad_input*",
+            "E * AssertionError: detect(a float32 image) returned instead of raising a FaceprintError",
+            "SKIPPED [[]13[]] *detector 'absent' is not available here: *no_such_model.onnx*",
+            "XFAIL *everywhere-check_detect_no_face* - it is",
+        ]
+    )
+
+
+def test_importing_faceprint_testing_is_light() -> None:
+    code = (
+        "import sys, faceprint.testing as t\n"
+        "print(sorted(m for m in ('pytest', 'onnx', 'onnxruntime', 'dlib') if m in sys.modules))\n"
+        "try:\n    t.no_such_check\nexcept AttributeError as e:\n    print('AttributeError')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "AttributeError"]
+
+
+def test_one_test_per_check_per_backend() -> None:
+    mark = parametrize_with_checks([detectors, embedders], images=photos)
+    ids = [p.id for p in mark.args[1]]
+    n_det, n_emb = len(checks_for("detector")), len(checks_for("embedder"))
+    assert len(ids) == len(set(ids)) == len(detectors.names()) * n_det + len(embedders.names()) * n_emb
+    assert "dlib-hog-check_detect_no_face" in ids and "onnx-arcface-check_embed_l2_normalised" in ids
+
+
+# --- size budget (issue 9): functions ≤ 80 lines, evaluation/ and gallery/ modules ≤ 700 ---------
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "faceprint"
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 700
+
+
+def size_offenders() -> list[str]:
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(SRC).as_posix()
+        if rel.split("/")[0] in ("evaluation", "gallery") and len(text.splitlines()) > MAX_MODULE_LINES:
+            out.append(f"{rel}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    out.append(f"{rel}:{node.lineno} {node.name}(): {n} lines")
+    return out
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 9 targets, not met yet: at c2312f4, 11 functions over 80 lines (evaluation/, gallery/, "
+    "cli/cluster.py, cli/evaluate.py, service/app.py) and 6 modules of evaluation/ or gallery/ over 700 lines; "
+    "strict once the evaluation and gallery restructuring lands",
+)
+def test_size_budget() -> None:
+    offenders = size_offenders()
+    assert not offenders, f"{len(offenders)} over budget:\n" + "\n".join(offenders)

@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,9 @@ from ..onnx_runtime import (
 )
 from ..registry import detectors
 from ..types import BBox, Detection, Landmarks
+
+if TYPE_CHECKING:
+    from ..testing import BackendCase
 
 __all__ = ["OnnxScrfdDetector", "nms"]
 
@@ -296,6 +299,21 @@ class OnnxScrfdDetector:
     def detect_batch(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[list[Detection]]:
         """:meth:`detect` for each image (run one at a time: SCRFD exports have a batch of 1)."""
         return [self.detect(im) for im in images]
+
+    @classmethod
+    def _conformance_cases(cls, name: str) -> list[BackendCase]:
+        """How :mod:`faceprint.testing` builds this detector: on a tiny graph with one planted face."""
+        from ..testing import BackendCase
+        from ..testing.onnx_graphs import SCRFD_FACE_A, build_scrfd
+
+        planted = "the synthetic graph returns its one planted face for every image"
+        return [
+            BackendCase(
+                name,
+                lambda ctx: cls(model=build_scrfd(ctx.workdir / f"{name}.onnx", [SCRFD_FACE_A])),
+                expected_failures={"check_detect_finds_faces": planted, "check_detect_no_face": planted},
+            )
+        ]
 
     def __repr__(self) -> str:
         return (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,9 @@ from ..onnx_runtime import (
 )
 from ..registry import embedders
 from .base import check_crops, l2_normalise
+
+if TYPE_CHECKING:
+    from ..testing import BackendCase
 
 __all__ = ["OnnxArcFaceEmbedder"]
 
@@ -218,6 +221,21 @@ class OnnxArcFaceEmbedder:
                 f"{np.where(norms == 0)[0].tolist()}"
             )
         return l2_normalise(raw)
+
+    @classmethod
+    def _conformance_cases(cls, name: str) -> list[BackendCase]:
+        """How :mod:`faceprint.testing` builds this embedder: on a tiny untrained graph."""
+        from ..testing import BackendCase
+        from ..testing.onnx_graphs import build_arcface
+
+        untrained = "the synthetic graph (mean colour, then a fixed linear map) does not tell people apart"
+        return [
+            BackendCase(
+                name,
+                lambda ctx: cls(model=build_arcface(ctx.workdir / f"{name}.onnx")),
+                expected_failures={"check_embed_same_person_closest": untrained},
+            )
+        ]
 
     def __repr__(self) -> str:
         return f"OnnxArcFaceEmbedder(model_id={self.model_id!r}, model_version={self.model_version!r}, dim={self.dim})"

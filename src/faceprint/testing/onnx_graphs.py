@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +57,42 @@ class PlantedFace:
         return self.centre() + np.array(self.kps).reshape(5, 2) * self.stride
 
 
+def _planted_outputs(
+    faces: Sequence[PlantedFace], size: tuple[int, int], score_from_red: bool
+) -> tuple[dict[str, list[npt.NDArray[np.float32]]], list[npt.NDArray[np.float32]]]:
+    """Per stride: score, bbox and kps rows with the faces planted, and a mask of their rows."""
+    w, h = size
+    arrays: dict[str, list[npt.NDArray[np.float32]]] = {"score": [], "bbox": [], "kps": []}
+    masks: list[npt.NDArray[np.float32]] = []
+    for s in SCRFD_STRIDES:
+        n = (h // s) * (w // s) * 2
+        sc, bb, kp, mk = (np.zeros((n, c), np.float32) for c in (1, 4, 10, 1))
+        for f in faces:
+            if f.stride != s:
+                continue
+            i = (f.row * (w // s) + f.col) * 2 + f.anchor
+            sc[i, 0] = 0.0 if score_from_red else f.score
+            mk[i, 0] = 1.0
+            bb[i] = f.dist
+            kp[i] = f.kps
+        arrays["score"].append(sc)
+        arrays["bbox"].append(bb)
+        arrays["kps"].append(kp)
+        masks.append(mk)
+    return arrays, masks
+
+
+def _save(path: Path, nodes: list[Any], name: str, inputs: list[Any], outputs: list[Any], inits: list[Any]) -> Path:
+    """Check and write an opset-17 ONNX model; returns ``path``."""
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
 def build_scrfd(
     path: Path,
     faces: Sequence[PlantedFace],
@@ -75,24 +112,7 @@ def build_scrfd(
     ``drop_outputs`` outputs removed, and ``score_from_red``, which makes every planted face's
     score the mean of the network's channel 0 (so the pre-processing shows in the score).
     """
-    w, h = size
-    arrays: dict[str, list[np.ndarray]] = {"score": [], "bbox": [], "kps": []}
-    masks: list[np.ndarray] = []
-    for s in SCRFD_STRIDES:
-        n = (h // s) * (w // s) * 2
-        sc, bb, kp, mk = (np.zeros((n, c), np.float32) for c in (1, 4, 10, 1))
-        for f in faces:
-            if f.stride != s:
-                continue
-            i = (f.row * (w // s) + f.col) * 2 + f.anchor
-            sc[i, 0] = 0.0 if score_from_red else f.score
-            mk[i, 0] = 1.0
-            bb[i] = f.dist
-            kp[i] = f.kps
-        arrays["score"].append(sc)
-        arrays["bbox"].append(bb)
-        arrays["kps"].append(kp)
-        masks.append(mk)
+    arrays, masks = _planted_outputs(faces, size, score_from_red)
     nodes = [
         helper.make_node("ReduceMean", ["input.1"], ["mean_all"], keepdims=0),
         helper.make_node("Mul", ["mean_all", "zero"], ["nothing"]),
@@ -129,18 +149,8 @@ def build_scrfd(
         inits.append(numpy_helper.from_array(np.array([0], np.int64), "batch_axis0"))
     if drop_outputs:
         outputs = outputs[:-drop_outputs]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_scrfd",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, input_shape or [1, 3, "?", "?"])],
-        outputs,
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    inputs = [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, input_shape or [1, 3, "?", "?"])]
+    return _save(path, nodes, "tiny_scrfd", inputs, outputs, inits)
 
 
 #: Two faces at known anchors (stride 8 and stride 32).
@@ -182,16 +192,6 @@ def build_arcface(
     if extra_output:
         nodes.append(helper.make_node("Identity", ["m"], ["m_out"]))
         outputs.append(helper.make_tensor_value_info("m_out", TensorProto.FLOAT, ["N", 3]))
-    graph = helper.make_graph(
-        nodes,
-        "tiny_arcface",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
-        outputs,
-        initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)]
+    inits = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")]
+    return _save(path, nodes, "tiny_arcface", inputs, outputs, inits)

@@ -1,0 +1,26 @@
+"""Assertions the checks share (explicit ``AssertionError``s: they must hold under ``python -O`` too)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import FaceprintError
+
+__all__ = ["require", "require_faceprint_error"]
+
+
+def require(ok: object, message: str) -> None:
+    """Raise ``AssertionError(message)`` unless ``ok``."""
+    if not ok:
+        raise AssertionError(message)
+
+
+def require_faceprint_error(what: str, fn: Callable[..., object], *args: object) -> None:
+    """``fn(*args)`` must raise a :class:`FaceprintError`; returning or any other exception fails."""
+    try:
+        fn(*args)
+    except FaceprintError:
+        return
+    except Exception as exc:
+        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}, not a FaceprintError") from exc
+    raise AssertionError(f"{what} returned instead of raising a FaceprintError")
