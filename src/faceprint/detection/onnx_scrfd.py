@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -303,17 +303,11 @@ class OnnxScrfdDetector:
     @classmethod
     def _conformance_cases(cls, name: str) -> list[BackendCase]:
         """How :mod:`faceprint.testing` builds this detector: on a tiny graph with one planted face."""
-        from ..testing import BackendCase
-        from ..testing.onnx_graphs import SCRFD_FACE_A, build_scrfd
+        from ..testing.onnx_graphs import SCRFD_FACE_A, build_scrfd, tiny_graph_case
 
         planted = "the synthetic graph returns its one planted face for every image"
-        return [
-            BackendCase(
-                name,
-                lambda ctx: cls(model=build_scrfd(ctx.workdir / f"{name}.onnx", [SCRFD_FACE_A])),
-                expected_failures={"check_detect_finds_faces": planted, "check_detect_no_face": planted},
-            )
-        ]
+        write = partial(build_scrfd, faces=[SCRFD_FACE_A])
+        return [tiny_graph_case(name, cls, write, check_detect_finds_faces=planted, check_detect_no_face=planted)]
 
     def __repr__(self) -> str:
         return (

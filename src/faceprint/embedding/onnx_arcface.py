@@ -225,17 +225,10 @@ class OnnxArcFaceEmbedder:
     @classmethod
     def _conformance_cases(cls, name: str) -> list[BackendCase]:
         """How :mod:`faceprint.testing` builds this embedder: on a tiny untrained graph."""
-        from ..testing import BackendCase
-        from ..testing.onnx_graphs import build_arcface
+        from ..testing.onnx_graphs import build_arcface, tiny_graph_case
 
         untrained = "the synthetic graph (mean colour, then a fixed linear map) does not tell people apart"
-        return [
-            BackendCase(
-                name,
-                lambda ctx: cls(model=build_arcface(ctx.workdir / f"{name}.onnx")),
-                expected_failures={"check_embed_same_person_closest": untrained},
-            )
-        ]
+        return [tiny_graph_case(name, cls, build_arcface, check_embed_same_person_closest=untrained)]
 
     def __repr__(self) -> str:
         return f"OnnxArcFaceEmbedder(model_id={self.model_id!r}, model_version={self.model_version!r}, dim={self.dim})"

@@ -10,15 +10,18 @@ backends use them (see :mod:`faceprint.testing`), and so do the backends' own un
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:
+    from ._cases import BackendCase
 
 __all__ = [
     "SCRFD_STRIDES",
@@ -29,6 +32,7 @@ __all__ = [
     "ARCFACE_W",
     "ARCFACE_B",
     "build_arcface",
+    "tiny_graph_case",
 ]
 
 SCRFD_STRIDES = (8, 16, 32)
@@ -195,3 +199,16 @@ def build_arcface(
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)]
     inits = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")]
     return _save(path, nodes, "tiny_arcface", inputs, outputs, inits)
+
+
+def tiny_graph_case(
+    name: str, cls: Callable[..., object], write_graph: Callable[[Path], Path], **expected_failures: str
+) -> BackendCase:
+    """A conformance case building ``cls(model=<graph written by write_graph>)`` in the work folder.
+
+    For the ``_conformance_cases`` hook of ONNX backends; ``expected_failures`` maps check names
+    to why a synthetic graph cannot pass them.
+    """
+    from ._cases import BackendCase
+
+    return BackendCase(name, lambda ctx: cls(model=write_graph(ctx.workdir / f"{name}.onnx")), None, expected_failures)
