@@ -115,7 +115,7 @@ def test_plugins_load_and_a_broken_one_breaks_nothing(
     assert "plugin-broken" in caplog.text and "fp_test_plugin_missing_module" in caplog.text
     assert plugin_registry.get("dlib-hog").__name__ == "BuiltIn"  # a plug-in cannot replace a built-in
     det = plugin_registry.create("plugin-good", margin=0.1)
-    assert isinstance(det, Detector) and det.margin == 0.1  # type: ignore[attr-defined]
+    assert isinstance(det, Detector) and det.margin == 0.1
 
 
 def test_create_checks_the_protocol(plugin_registry: Registry[Detector]) -> None:
