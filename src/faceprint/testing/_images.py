@@ -73,18 +73,6 @@ class FaceImages:
             self._arrays[role] = arr
         return self._arrays[role]
 
-    @property
-    def face(self) -> npt.NDArray[np.uint8]:
-        return self["face"]
-
-    @property
-    def no_face(self) -> npt.NDArray[np.uint8]:
-        return self["no_face"]
-
-    @property
-    def group(self) -> npt.NDArray[np.uint8]:
-        return self["group"]
-
     def photos(self) -> dict[str, npt.NDArray[np.uint8]]:
         """Every photograph by role."""
         return {r: self[r] for r in ROLES}
