@@ -6,8 +6,9 @@ Data flow::
         ──▶ metrics / fairness ──▶ report.EvaluationResult ──▶ report.write_report (plots inside)
 
 Every public name of the submodules is re-exported here. They are imported on first use, so
-``import faceprint.evaluation`` loads no model, no matplotlib and no dask (and
-``faceprint.scoring`` can import :mod:`.metrics` without a cycle through the pipeline).
+``import faceprint.evaluation`` loads no model, no matplotlib and no dask. The rate estimators
+themselves live below this package, in :mod:`faceprint.rates` (which :mod:`faceprint.scoring`
+uses too, without importing anything of evaluation).
 """
 
 from __future__ import annotations
