@@ -1,12 +1,14 @@
 """``faceprint eval run | scores``: evaluate on a protocol or from a score file; write a report folder.
 
-Each command is a few lines around :func:`faceprint.evaluation.report.run_protocol` /
-:func:`~faceprint.evaluation.report.evaluate_scores` and
-:func:`~faceprint.evaluation.report.write_report`.
+Each command is a few lines around :func:`faceprint.evaluation.run_protocol` /
+:func:`~faceprint.evaluation.evaluate_scores` and :func:`~faceprint.evaluation.write_report`;
+the ``--protocol`` choices are the registered protocol kinds
+(:func:`faceprint.evaluation.protocols.protocol_kinds`).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import shlex
@@ -16,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from ..evaluation.protocols import protocol_kinds
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from .app_common import progress_bar
@@ -28,7 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ProtocolKind = Literal["lfw", "bin", "ijb", "folder", "csv"]
+#: ``--protocol`` choices: the registered protocol kinds
+ProtocolChoice = enum.Enum("ProtocolChoice", {name: name for name in protocol_kinds()}, type=str)  # type: ignore[misc]
 ScoreFormatOpt = Literal["csv", "4col", "5col"]
 
 OutputOpt = Annotated[
@@ -115,7 +119,7 @@ def _echo_summary(result: Any, output: Path) -> None:
 @app.command("run")
 def run(
     ctx: typer.Context,
-    protocol: Annotated[ProtocolKind, typer.Option("--protocol", help="Protocol kind: lfw, bin, ijb, folder or csv.")],
+    protocol: Annotated[ProtocolChoice, typer.Option("--protocol", help="Protocol kind (dataset family).")],
     data: Annotated[
         Path,
         typer.Option(
@@ -161,13 +165,13 @@ def run(
 ) -> None:
     """Embed a protocol's images (cached: a re-run resumes), score its pairs and write a report folder."""
     from ..errors import ConfigurationError
+    from ..evaluation import open_protocol, run_protocol, write_report
     from ..evaluation.cache import EmbeddingCache
-    from ..evaluation.report import open_protocol, run_protocol, write_report
 
     if no_cache and cache is not None:
         raise ConfigurationError("use either --cache DIR or --no-cache, not both")
     command = _command_line(ctx)
-    src = open_protocol(protocol, data, pairs=pairs, labels=labels, task=task, seed=seed)
+    src = open_protocol(protocol.value, data, pairs=pairs, labels=labels, task=task, seed=seed)
     settings: dict[str, Any] = {
         "detector": detector,
         "embedder": embedder,
@@ -230,8 +234,7 @@ def scores(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate the scores of any system from a score file (nan scores count as failures to acquire)."""
-    from ..evaluation.report import evaluate_scores, write_report
-    from ..evaluation.scorefiles import read_scores
+    from ..evaluation import evaluate_scores, read_scores, write_report
 
     command = _command_line(ctx)
     table = read_scores(file, format=format, allow_nan=True)
