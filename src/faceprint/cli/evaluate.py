@@ -22,7 +22,7 @@ from ..evaluation.protocols import protocol_kinds
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from .app_common import progress_bar
-from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
+from .recognize import DaskOpt, DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,7 @@ def run(
         Literal["largest", "central"], typer.Option(help="Face to use from an image with several.")
     ] = "largest",
     workers: Annotated[int, typer.Option(help="Local worker processes (0: one per core).", min=0)] = 0,
-    dask: Annotated[
-        str | None, typer.Option(help="Run on Dask: a scheduler address (tcp://host:8786) or 'local'.")
-    ] = None,
+    dask: DaskOpt = None,
     cache: Annotated[
         Path | None,
         typer.Option(help="Embedding cache folder or file (default: $FACEPRINT_CACHE_DIR or ~/.faceprint/cache)."),

@@ -24,13 +24,9 @@ Every image is read once here to hash it for the cache; the same bytes are what 
 
 from __future__ import annotations
 
-import json
 import logging
-import multiprocessing as mp
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -38,20 +34,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from .._pool import bounded_ordered_map
-from ..alignment import TEMPLATES, align
-from ..embedding.base import to_embeddings
+from .. import batch
+from ..batch import ProgressHook
 from ..errors import (
-    BackendUnavailableError,
     ConfigurationError,
-    EmbeddingMismatchError,
-    FaceprintError,
     ImageError,
     ImageNotFoundError,
 )
 from ..io import MAX_FILE_BYTES
-from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline, Selection
-from ..types import BBox, Detection, Embedding, Landmarks
+from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline, ImageResult, Selection
+from ..types import Embedding
 from .cache import CachedResult, EmbeddingCache, settings_id, sha256_bytes
 from .protocols import PREALIGNED_TEMPLATES, IdentificationProtocol, ImageRef, VerificationProtocol
 
@@ -66,7 +58,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ProgressHook = Callable[[int, int | None], None]
 PipelineSpec = FacePipeline | Mapping[str, Any] | None
 
 #: images read and looked up in the cache at a time
@@ -202,35 +193,10 @@ def cache_settings(
     }
 
 
-# --- the work on one chunk (here, in a worker process, or on a Dask worker) --------------------
+# --- the work on one chunk (here, in a worker process, or on a Dask worker: faceprint.batch) ----
 
 #: (status, vector or None, error type, message)
 _Raw = tuple[str, "npt.NDArray[np.float32] | None", str, str]
-
-_LOCAL = threading.local()
-
-
-def _pipeline_for(settings_json: str) -> FacePipeline:
-    """This process's (and thread's) pipeline for these settings, built on first use."""
-    cache: dict[str, FacePipeline] | None = getattr(_LOCAL, "pipelines", None)
-    if cache is None:
-        cache = _LOCAL.pipelines = {}
-    pipe = cache.get(settings_json)
-    if pipe is None:
-        pipe = cache[settings_json] = FacePipeline(**json.loads(settings_json))
-    return pipe
-
-
-def _template_detection(shape: tuple[int, ...], template: str) -> Detection:
-    """A detection covering the whole image with the template's landmarks, scaled to the image."""
-    t = TEMPLATES[template]
-    h, w = int(shape[0]), int(shape[1])
-    scale = np.array([w / t.size, h / t.size])
-    if t.arcface5 is not None:
-        lm = Landmarks((t.arcface5 * scale).astype(np.float32), "arcface5")
-    else:
-        lm = Landmarks((t.dlib5 * scale).astype(np.float32), "dlib5")
-    return Detection(BBox(0.0, 0.0, float(w), float(h)), 1.0, lm, f"prealigned:{template}")
 
 
 def _message(exc: BaseException) -> str:
@@ -242,51 +208,18 @@ def _message(exc: BaseException) -> str:
     return text
 
 
-def _acquire(
-    pipe: FacePipeline, sources: Sequence[bytes | str], select: Selection, prealigned: str | None
-) -> list[_Raw]:
-    """One result per source: the embedding of its selected face, no face, or the error."""
-    out: list[_Raw] = []
-    if prealigned is None:
-        for r in pipe.process_batch(list(sources), select=select):
-            if r.error is not None:
-                out.append(("error", None, type(r.error).__name__, _message(r.error)))
-            elif not r.faces or r.faces[0].embedding is None:
-                out.append(("no_face", None, "", ""))
-            else:
-                out.append(("ok", np.asarray(r.faces[0].embedding.vector, dtype=np.float32), "", ""))
-        return out
-    crops: list[npt.NDArray[np.uint8]] = []
-    slots: list[int] = []
-    for src in sources:
-        try:
-            img = pipe.load(src)
-        except FaceprintError as exc:
-            out.append(("error", None, type(exc).__name__, _message(exc)))
-            continue
-        crops.append(align(img, _template_detection(img.shape, prealigned), pipe.embedder.template).image)
-        slots.append(len(out))
-        out.append(("ok", None, "", ""))
-    if crops:
-        embs = to_embeddings(pipe.embedder, pipe.embedder.embed(crops))
-        for k, e in zip(slots, embs, strict=True):
-            out[k] = ("ok", np.asarray(e.vector, dtype=np.float32), "", "")
-    return out
+def _raw(r: ImageResult) -> _Raw:
+    """One image's result as the cache keeps it: the embedding of its face, no face, or the error."""
+    if r.error is not None:
+        return ("error", None, type(r.error).__name__, _message(r.error))
+    if not r.faces or r.faces[0].embedding is None:
+        return ("no_face", None, "", "")
+    return ("ok", np.asarray(r.faces[0].embedding.vector, dtype=np.float32), "", "")
 
 
-def _run_chunk(
-    settings_json: str, sources: list[bytes | str], select: Selection, prealigned: str | None
-) -> tuple[str, list[_Raw]]:
-    """Worker entry point (process pool and Dask): (model tag, one result per source)."""
-    pipe = _pipeline_for(settings_json)
-    return f"{pipe.embedder.model_id}@{pipe.embedder.model_version}", _acquire(pipe, sources, select, prealigned)
-
-
-def _run_chunk_items(
-    settings_json: str, chunk: list[tuple[str, bytes, list[str]]], *, select: Selection, prealigned: str | None
-) -> tuple[str, list[_Raw]]:
-    """Process-pool task: :func:`_run_chunk` on the image data of one chunk."""
-    return _run_chunk(settings_json, [d for _, d, _ in chunk], select, prealigned)
+def _on_data(task: batch.Task, pipe: FacePipeline, chunk: list[_Miss]) -> list[_Raw]:
+    """Worker task: ``task`` on the image bytes of a chunk of misses."""
+    return [_raw(r) for r in task(pipe, [data for _, data, _ in chunk])]
 
 
 # --- embedding a set of images ----------------------------------------------------------------------
@@ -340,13 +273,6 @@ def _model_tag(spec: PipelineSpec, local: FacePipeline | None) -> tuple[str, str
     return str(emb.model_id), str(emb.model_version)  # type: ignore[attr-defined]
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
 def embed_images(
     images: Iterable[ImageRef | str | os.PathLike[str] | bytes],
     pipeline_settings: PipelineSpec = None,
@@ -388,31 +314,30 @@ def embed_images(
     if chunk_size < 1:
         raise ConfigurationError(f"chunk_size must be ≥ 1, got {chunk_size}")
     refs = _unique_refs(images)
-    n_workers = _cpu_count() if workers is None else int(workers)
-    if n_workers < 1:
-        raise ConfigurationError(f"workers must be ≥ 1, got {workers}")
+    executor = batch.executor_for(workers, dask)
     local: FacePipeline | None = None
-    if dask is None and n_workers == 1:
-        local = (
-            pipeline_settings
-            if isinstance(pipeline_settings, FacePipeline)
-            else FacePipeline(**_worker_settings(pipeline_settings, threads=None))
-        )
-    elif isinstance(pipeline_settings, FacePipeline):
+    if isinstance(pipeline_settings, FacePipeline):
         local = pipeline_settings
+    elif isinstance(executor, batch.InProcess):
+        local = FacePipeline(**_worker_settings(pipeline_settings, threads=None))
     model_id, model_version = _model_tag(pipeline_settings, local)
     key_settings = cache_settings(pipeline_settings, select=select, prealigned=prealigned)
     run = _EmbeddingRun(refs, model_id, model_version, key_settings, cache, progress)
-    chunks = _chunked(run.misses(), chunk_size)
+    task: batch.Task = (
+        partial(batch.detect_embed, select=select)
+        if prealigned is None
+        else partial(batch.embed_prealigned, template=prealigned)
+    )
     try:
-        if dask is not None:
-            n_dask = n_workers if workers is not None else None
-            _run_dask(dask, n_dask, chunks, run.absorb, pipeline_settings, select, prealigned)
-        elif local is not None and n_workers == 1:
-            for chunk in chunks:
-                run.absorb(chunk, run.model, _acquire(local, [d for _, d, _ in chunk], select, prealigned))
-        else:
-            _run_pool(n_workers, chunks, run.absorb, pipeline_settings, select, prealigned)
+        for chunk, raws in batch.run_chunks(
+            local if local is not None else _worker_settings(pipeline_settings),
+            partial(_on_data, task),
+            run.misses(),
+            executor=executor,
+            chunk_size=chunk_size,
+            expected_model=run.model,
+        ):
+            run.absorb(chunk, raws)
     finally:
         if cache is not None:
             cache.flush()
@@ -431,18 +356,6 @@ def _unique_refs(images: Iterable[ImageRef | str | os.PathLike[str] | bytes]) ->
 
 #: an image still to compute: (sha256 of its bytes, the bytes, keys of every image with that content)
 _Miss = tuple[str, bytes, list[str]]
-_Absorb = Callable[[list[_Miss], str, list[_Raw]], None]
-
-
-def _chunked(items: Iterator[_Miss], n: int) -> Iterator[list[_Miss]]:
-    chunk: list[_Miss] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 class _EmbeddingRun:
@@ -537,15 +450,8 @@ class _EmbeddingRun:
             self.pending[sha] = keys
             yield sha, data, keys
 
-    def absorb(self, chunk: list[_Miss], worker_model: str, raws: list[_Raw]) -> None:
+    def absorb(self, chunk: list[_Miss], raws: list[_Raw]) -> None:
         """Take a worker's results for a chunk: record, cache and report them."""
-        if worker_model != self.model:
-            raise EmbeddingMismatchError(
-                f"a worker embeds with {worker_model} but this process expects {self.model}; install the same "
-                "faceprint and model files on every worker"
-            )
-        if len(raws) != len(chunk):
-            raise FaceprintError(f"a worker returned {len(raws)} results for {len(chunk)} images")
         for (sha, _data, keys_), raw in zip(chunk, raws, strict=True):
             keys = self.pending.pop(sha, keys_)
             value = self.by_sha[sha] = _to_value(raw, self.model_id, self.model_version)
@@ -567,90 +473,6 @@ class _EmbeddingRun:
             s["error"],
         )
         return EmbeddingResults(self.results, self.model, self.key_settings, s)
-
-
-def _run_pool(
-    n_workers: int,
-    chunks: Iterator[list[_Miss]],
-    absorb: _Absorb,
-    spec: PipelineSpec,
-    select: Selection,
-    prealigned: str | None,
-) -> None:
-    settings_json = json.dumps(_worker_settings(spec), sort_keys=True)
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    task = partial(_run_chunk_items, settings_json, select=select, prealigned=prealigned)
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-        for chunk, (worker_model, raws) in bounded_ordered_map(pool, task, chunks, 2 * n_workers):
-            absorb(chunk, worker_model, raws)
-
-
-def _run_dask(
-    dask: Any,
-    n_workers: int | None,
-    chunks: Iterator[list[_Miss]],
-    absorb: _Absorb,
-    spec: PipelineSpec,
-    select: Selection,
-    prealigned: str | None,
-) -> None:
-    try:
-        import distributed
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "running on a Dask cluster needs distributed: pip install 'dask[distributed]'"
-        ) from exc
-    settings_json = json.dumps(_worker_settings(spec), sort_keys=True)
-    cluster = None
-    own_client = True
-    if isinstance(dask, distributed.Client):
-        client, own_client = dask, False
-    elif dask == "local":
-        cluster = distributed.LocalCluster(
-            n_workers=n_workers or _cpu_count(), threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = distributed.Client(cluster)
-    elif isinstance(dask, str) and "://" in dask:
-        try:
-            client = distributed.Client(dask, timeout="30s")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot reach the Dask scheduler at {dask}: {exc}") from exc
-    else:
-        raise ConfigurationError(
-            f"dask must be 'local', a scheduler address like 'tcp://host:8786' or a distributed.Client, got {dask!r}"
-        )
-    try:
-        n = max(len(client.scheduler_info().get("workers", {})), 1)
-        limit = 2 * n + 1
-        chunk_of: dict[Any, list[_Miss]] = {}
-        ac = distributed.as_completed()
-        exhausted = False
-
-        def top_up() -> None:
-            nonlocal exhausted
-            while not exhausted and len(chunk_of) < limit:
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    exhausted = True
-                    return
-                fut = client.submit(_run_chunk, settings_json, [d for _, d, _ in chunk], select, prealigned, pure=False)
-                chunk_of[fut.key] = chunk
-                ac.add(fut)
-
-        top_up()
-        while chunk_of:
-            fut = next(ac)
-            chunk = chunk_of.pop(fut.key)
-            worker_model, raws = fut.result()
-            fut.release()
-            absorb(chunk, worker_model, raws)
-            top_up()
-    finally:
-        if own_client:
-            client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def embed_protocol(
