@@ -110,6 +110,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "CACHE_ENV",
         "CACHE_FILENAME",
         "CachedResult",
+        "CachedImage",
         "EmbeddingCache",
         "default_cache_dir",
         "settings_id",
@@ -152,10 +153,13 @@ _MODULES: dict[str, tuple[str, ...]] = {
     ),
     "runner": (  # protocol → result
         "run_protocol",
+        "face_selection",
     ),
-    "report": (  # report folders
+    "report": (  # report folders and named figures
         "write_report",
         "headline",
+        "summary",
+        "headline_figure",
     ),
     "plots": (  # DET/ROC/histogram/CMC/group figures (matplotlib inside plot())
         "pyplot",
@@ -175,6 +179,7 @@ __all__ = [name for names in _MODULES.values() for name in names]
 if TYPE_CHECKING:
     from .cache import CACHE_ENV as CACHE_ENV
     from .cache import CACHE_FILENAME as CACHE_FILENAME
+    from .cache import CachedImage as CachedImage
     from .cache import CachedResult as CachedResult
     from .cache import EmbeddingCache as EmbeddingCache
     from .cache import default_cache_dir as default_cache_dir
@@ -272,6 +277,8 @@ if TYPE_CHECKING:
     from .provenance import model_provenance as model_provenance
     from .provenance import software_versions as software_versions
     from .report import headline as headline
+    from .report import headline_figure as headline_figure
+    from .report import summary as summary
     from .report import write_report as write_report
     from .results import DEFAULT_FPIR_TARGETS as DEFAULT_FPIR_TARGETS
     from .results import Accuracy as Accuracy
@@ -281,6 +288,7 @@ if TYPE_CHECKING:
     from .results import GalleryResult as GalleryResult
     from .results import IdentificationResult as IdentificationResult
     from .results import ScoreSetResult as ScoreSetResult
+    from .runner import face_selection as face_selection
     from .runner import run_protocol as run_protocol
     from .scorefiles import CSV_COLUMNS as CSV_COLUMNS
     from .scorefiles import SCORE_FORMATS as SCORE_FORMATS

@@ -2,12 +2,16 @@
 
 Data flow::
 
-    images ──read + sha256──▶ cache hit? ──no──▶ chunks ──▶ pipeline (here, worker processes,
-    or Dask workers) ──▶ Embedding | Failure ──▶ cache
+    images ──read + sha256──▶ cache: detections of the image? embedding of the selected face?
+        ──missing──▶ chunks ──▶ faceprint.batch (here, worker processes, or Dask workers):
+        acquisition.acquire (detect once, embed the candidate faces) ──▶ cache
+        ──select the face (largest / central)──▶ Embedding | Failure
 
 :func:`embed_images` gives every image an :class:`~faceprint.types.Embedding` or a
 :class:`Failure` (no face found, or the image could not be processed: a failure to acquire in
-ISO/IEC 19795-1 terms).
+ISO/IEC 19795-1 terms). The cache keeps detections per image and embeddings per face, and the
+face selection is applied after it: another ``select`` embeds nothing again, another embedding
+setting (e.g. test-time augmentation) detects nothing again.
 
 Where the work runs:
 
@@ -36,15 +40,13 @@ import numpy.typing as npt
 
 from .. import batch
 from ..batch import ProgressHook
-from ..errors import (
-    ConfigurationError,
-    ImageError,
-    ImageNotFoundError,
-)
+from ..errors import ConfigurationError, ImageError, ImageNotFoundError
 from ..io import MAX_FILE_BYTES
-from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline, ImageResult, Selection
+from ..pipeline import FacePipeline, Selection
 from ..types import Embedding
-from .cache import CachedResult, EmbeddingCache, settings_id, sha256_bytes
+from .acquisition import Acquired, Work, acquire, error_message, selected_face
+from .cache import CachedImage, EmbeddingCache, settings_id, sha256_bytes
+from .pipeline_settings import PipelineSpec, cache_keys, cache_settings, worker_settings
 from .protocols import PREALIGNED_TEMPLATES, IdentificationProtocol, ImageRef, VerificationProtocol
 
 __all__ = [
@@ -57,8 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-PipelineSpec = FacePipeline | Mapping[str, Any] | None
 
 #: images read and looked up in the cache at a time
 _LOOKUP_BLOCK = 256
@@ -86,7 +86,11 @@ class EmbeddingResults(Mapping[str, "Embedding | Failure"]):
     Attributes:
         model: the model tag ``model_id@version`` of every embedding.
         settings: the pipeline settings the embeddings depend on (the cache's settings).
-        stats: counts - ``images``, ``cached`` (found in the cache), ``computed``, ``no_face``, ``error``.
+        stats: counts of images - ``images``, ``cached`` (found in the cache), ``computed`` (sent
+            to the pipeline), ``no_face``, ``error``.
+        work: what the pipeline did - ``images_detected`` (images run through the detector) and
+            ``faces_embedded`` (face embeddings computed). A re-run with another face selection
+            does neither.
     """
 
     def __init__(
@@ -95,11 +99,13 @@ class EmbeddingResults(Mapping[str, "Embedding | Failure"]):
         model: str,
         settings: Mapping[str, Any],
         stats: Mapping[str, int] | None = None,
+        work: Mapping[str, int] | None = None,
     ) -> None:
         self._items = dict(items)
         self.model = model
         self.settings = dict(settings)
         self.stats = dict(stats or {})
+        self.work = dict(work or {})
 
     def __getitem__(self, key: str) -> Embedding | Failure:
         return self._items[key]
@@ -124,107 +130,6 @@ class EmbeddingResults(Mapping[str, "Embedding | Failure"]):
         return embedding_matrix(self, keys)
 
 
-# --- settings -------------------------------------------------------------------------------------
-
-
-def _spec_name(spec: object) -> str:
-    if isinstance(spec, str):
-        return spec
-    return str(getattr(spec, "name", "") or getattr(spec, "model_id", "") or type(spec).__qualname__)
-
-
-def _worker_settings(spec: PipelineSpec, *, threads: int | None = 1) -> dict[str, Any]:
-    """FacePipeline keyword settings a worker process rebuilds the pipeline from.
-
-    ``threads``: ONNX threads of each worker's embedder unless the settings name them (None: the
-    backend's default, for a pipeline in this process).
-    """
-    if isinstance(spec, FacePipeline):
-        return spec.settings(worker_threads=threads or 1)
-    d: dict[str, Any] = {
-        "detector": DEFAULT_DETECTOR,
-        "embedder": DEFAULT_EMBEDDER,
-        "detector_options": {},
-        "embedder_options": {},
-    }
-    if spec is not None:
-        unknown = set(spec) - {"detector", "embedder", "detector_options", "embedder_options", "max_pixels"}
-        if unknown:
-            raise ConfigurationError(
-                f"unknown pipeline settings {sorted(unknown)}; use detector, embedder, detector_options, "
-                "embedder_options, max_pixels"
-            )
-        d.update({k: v for k, v in spec.items() if v is not None or k == "max_pixels"})
-    if not isinstance(d["detector"], str) or not isinstance(d["embedder"], str):
-        raise ConfigurationError("pipeline settings name backends by string; pass a FacePipeline for objects")
-    d["detector_options"] = dict(d.get("detector_options") or {})
-    emb = dict(d.get("embedder_options") or {})
-    if threads is not None and "threads" not in emb and str(d["embedder"]).endswith("onnx"):
-        emb["threads"] = threads
-    d["embedder_options"] = emb
-    return d
-
-
-def cache_settings(
-    spec: PipelineSpec, *, select: Selection = "largest", prealigned: str | None = None
-) -> dict[str, Any]:
-    """The settings that change an embedding, as stored in (and hashed for) the cache.
-
-    Thread counts and other settings that do not change results are left out.
-    """
-    if isinstance(spec, FacePipeline):
-        det: object = spec.detector_spec
-        emb: object = spec.embedder_spec
-        det_opts, emb_opts, max_pixels = spec.detector_options, spec.embedder_options, spec.max_pixels
-    else:
-        w = _worker_settings(spec)
-        det, emb = w["detector"], w["embedder"]
-        det_opts, emb_opts, max_pixels = w["detector_options"], w["embedder_options"], w.get("max_pixels", "default")
-    emb_opts = {k: v for k, v in dict(emb_opts).items() if k not in ("threads", "providers", "device")}
-    if prealigned is not None:
-        acquisition: dict[str, Any] = {"prealigned": prealigned}
-    else:
-        acquisition = {"detector": _spec_name(det), "detector_options": dict(det_opts), "select": select}
-    return {
-        **acquisition,
-        "embedder": _spec_name(emb),
-        "embedder_options": emb_opts,
-        "max_pixels": max_pixels,
-    }
-
-
-# --- the work on one chunk (here, in a worker process, or on a Dask worker: faceprint.batch) ----
-
-#: (status, vector or None, error type, message)
-_Raw = tuple[str, "npt.NDArray[np.float32] | None", str, str]
-
-
-def _message(exc: BaseException) -> str:
-    """An error's message without the ``<source>: `` prefix (results are labelled by image key)."""
-    text = str(exc)
-    src = getattr(exc, "source", None)
-    if src and text.startswith(f"{src}: "):
-        return text[len(src) + 2 :]
-    return text
-
-
-def _raw(r: ImageResult) -> _Raw:
-    """One image's result as the cache keeps it: the embedding of its face, no face, or the error."""
-    if r.error is not None:
-        return ("error", None, type(r.error).__name__, _message(r.error))
-    if not r.faces or r.faces[0].embedding is None:
-        return ("no_face", None, "", "")
-    return ("ok", np.asarray(r.faces[0].embedding.vector, dtype=np.float32), "", "")
-
-
-def _on_data(task: batch.Task, pipe: FacePipeline, chunk: list[_Miss]) -> list[_Raw]:
-    """Worker task: ``task`` on the image bytes of a chunk of misses."""
-    return [_raw(r) for r in task(pipe, [data for _, data, _ in chunk])]
-
-
-# --- embedding a set of images ----------------------------------------------------------------------
-
-
 def _as_ref(x: ImageRef | str | os.PathLike[str] | bytes) -> ImageRef:
     if isinstance(x, ImageRef):
         return x
@@ -236,39 +141,12 @@ def _as_ref(x: ImageRef | str | os.PathLike[str] | bytes) -> ImageRef:
     raise ConfigurationError(f"an image must be an ImageRef, a path or encoded bytes, got {type(x).__name__}")
 
 
-def _to_value(raw: _Raw, model_id: str, model_version: str) -> Embedding | Failure:
-    status, vec, etype, msg = raw
-    if status == "ok":
-        return Embedding(np.asarray(vec, dtype=np.float32), model_id, model_version)
-    if status == "no_face":
-        return Failure("no_face")
-    return Failure("error", msg, etype)
-
-
-def _to_cached(raw: _Raw) -> CachedResult:
-    status, vec, etype, msg = raw
-    if status == "ok":
-        return CachedResult("ok", vec)
-    if status == "no_face":
-        return CachedResult("no_face")
-    return CachedResult("error", None, f"{etype}: {msg}" if etype else msg)
-
-
-def _from_cached(c: CachedResult, model_id: str, model_version: str) -> Embedding | Failure:
-    if c.status == "ok":
-        return Embedding(np.asarray(c.vector, dtype=np.float32), model_id, model_version)
-    if c.status == "no_face":
-        return Failure("no_face")
-    etype, _, msg = (c.error or "").partition(": ")
-    return Failure("error", msg, etype) if msg else Failure("error", etype)
-
-
 def _model_tag(spec: PipelineSpec, local: FacePipeline | None) -> tuple[str, str]:
     if local is not None:
         return local.embedder.model_id, local.embedder.model_version
     from ..registry import embedders
 
-    w = _worker_settings(spec)
+    w = worker_settings(spec)
     emb = embedders.create(w["embedder"], **w["embedder_options"])
     return str(emb.model_id), str(emb.model_version)  # type: ignore[attr-defined]
 
@@ -290,15 +168,17 @@ def embed_images(
     Args:
         images: :class:`ImageRef` objects (keys must be unique), paths or encoded bytes.
         pipeline_settings: a :class:`FacePipeline`, or its keyword settings (``detector``,
-            ``embedder``, ``detector_options``, ``embedder_options``, ``max_pixels``), or None
-            for the default pipeline.
-        cache: results are looked up here first and every new result (failures included) is
-            stored; commits come in batches, so an interrupted run resumes where it stopped.
-        select: which face of an image with several: ``"largest"`` or ``"central"``.
+            ``embedder``, ``detector_options``, ``embedder_options``, ``max_pixels``, and any
+            other ``FacePipeline`` setting), or None for the default pipeline.
+        cache: detections and face embeddings are looked up here first and every new result
+            (failures included) is stored; commits come in batches, so an interrupted run
+            resumes where it stopped.
+        select: which face of an image with several: ``"largest"`` or ``"central"``. Applied
+            after the cache: the faces both would pick are embedded once and kept.
         prealigned: the images are already crops aligned to this template (``"arcface112"``):
             detection is skipped. A protocol's ``prealigned`` goes here (see :func:`embed_protocol`).
         workers: local processes (None: one per core; 1: this process, with the pipeline object
-            itself). Ignored when ``dask`` is given.
+            itself). With ``dask``, the size of a ``"local"`` cluster.
         chunk_size: images per task.
         dask: None, ``"local"`` (a LocalCluster of ``workers`` single-threaded processes for this
             call), a scheduler address ``"tcp://host:port"``, or a ``distributed.Client``.
@@ -319,25 +199,21 @@ def embed_images(
     if isinstance(pipeline_settings, FacePipeline):
         local = pipeline_settings
     elif isinstance(executor, batch.InProcess):
-        local = FacePipeline(**_worker_settings(pipeline_settings, threads=None))
+        local = FacePipeline(**worker_settings(pipeline_settings, threads=None))
     model_id, model_version = _model_tag(pipeline_settings, local)
-    key_settings = cache_settings(pipeline_settings, select=select, prealigned=prealigned)
-    run = _EmbeddingRun(refs, model_id, model_version, key_settings, cache, progress)
-    task: batch.Task = (
-        partial(batch.detect_embed, select=select)
-        if prealigned is None
-        else partial(batch.embed_prealigned, template=prealigned)
-    )
+    run = _EmbeddingRun(refs, model_id, model_version, cache, progress, select=select, prealigned=prealigned)
+    run.settings = cache_settings(pipeline_settings, select=select, prealigned=prealigned)
+    run.register_keys(*cache_keys(pipeline_settings, prealigned=prealigned))
     try:
-        for chunk, raws in batch.run_chunks(
-            local if local is not None else _worker_settings(pipeline_settings),
-            partial(_on_data, task),
+        for chunk, acquired in batch.run_chunks(
+            local if local is not None else worker_settings(pipeline_settings),
+            partial(acquire, prealigned=prealigned),
             run.misses(),
             executor=executor,
             chunk_size=chunk_size,
             expected_model=run.model,
         ):
-            run.absorb(chunk, raws)
+            run.absorb(chunk, acquired)
     finally:
         if cache is not None:
             cache.flush()
@@ -354,35 +230,49 @@ def _unique_refs(images: Iterable[ImageRef | str | os.PathLike[str] | bytes]) ->
     return refs
 
 
-#: an image still to compute: (sha256 of its bytes, the bytes, keys of every image with that content)
-_Miss = tuple[str, bytes, list[str]]
+def _failure(status: str, error: str | None) -> Failure:
+    """The failure of a cached image: no face, or the error kept as ``"ErrorClass: message"``."""
+    if status == "no_face":
+        return Failure("no_face")
+    etype, _, message = (error or "").partition(": ")
+    return Failure("error", message, etype) if message else Failure("error", etype)
 
 
 class _EmbeddingRun:
-    """The bookkeeping of one :func:`embed_images` call: cache lookups, shared content, results, progress."""
+    """The bookkeeping of one :func:`embed_images` call: cache lookups, face selection, shared
+    content, results, progress."""
 
     def __init__(
         self,
         refs: dict[str, ImageRef],
         model_id: str,
         model_version: str,
-        key_settings: dict[str, Any],
         cache: EmbeddingCache | None,
         progress: ProgressHook | None,
+        *,
+        select: str,
+        prealigned: str | None,
     ) -> None:
         self.refs = refs
         self.model_id, self.model_version = model_id, model_version
         self.model = f"{model_id}@{model_version}"
-        self.key_settings = key_settings
         self.cache = cache
-        self.sid = cache.register_settings(key_settings) if cache is not None else settings_id(key_settings)
         self.progress = progress
+        self.select, self.prealigned = select, prealigned
+        self.settings: dict[str, Any] = {}
+        self.acq_sid = self.emb_sid = ""
         self.results: dict[str, Embedding | Failure] = {}
         self.stats = {"images": len(refs), "cached": 0, "computed": 0, "no_face": 0, "error": 0}
+        self.work = {"images_detected": 0, "faces_embedded": 0}
         self.done = 0
         # content already computed in this call, and content on its way (sha256 → keys sharing it)
         self.by_sha: dict[str, Embedding | Failure] = {}
         self.pending: dict[str, list[str]] = {}
+
+    def register_keys(self, acquisition: dict[str, Any], embedding: dict[str, Any]) -> None:
+        """Settings ids of the detections and of the face embeddings (stored readable in the cache)."""
+        register = self.cache.register_settings if self.cache is not None else settings_id
+        self.acq_sid, self.emb_sid = register(acquisition), register(embedding)
 
     def report(self, n: int) -> None:
         self.done += n
@@ -409,12 +299,12 @@ class _EmbeddingRun:
                 if isinstance(exc, FileNotFoundError)
                 else ImageError(f"cannot read: {exc.strerror or exc}", source=ref.key)
             )
-            self.finish([ref.key], Failure("error", _message(err), type(err).__name__))
+            self.finish([ref.key], Failure("error", error_message(err), type(err).__name__))
             self.report(1)
             return None
 
-    def misses(self) -> Iterator[_Miss]:
-        """Images still to compute, reading and looking up ``_LOOKUP_BLOCK`` images at a time."""
+    def misses(self) -> Iterator[Work]:
+        """Images the pipeline must see, reading and looking up ``_LOOKUP_BLOCK`` images at a time."""
         items = iter(self.refs.values())
         while True:
             block: list[tuple[ImageRef, str, bytes]] = []
@@ -428,51 +318,83 @@ class _EmbeddingRun:
                 return
             yield from self._lookup(block)
 
-    def _lookup(self, block: list[tuple[ImageRef, str, bytes]]) -> Iterator[_Miss]:
-        cache = self.cache
-        hits = cache.get_many([s for _, s, _ in block], self.model, self.sid) if cache is not None else {}
-        fresh: dict[str, tuple[bytes, list[str]]] = {}
+    def _value(self, image: CachedImage, vectors: Mapping[int, npt.NDArray[np.float32]]) -> Embedding | Failure | int:
+        """The image's result, or the index of the face whose embedding is still missing."""
+        if image.status != "ok":
+            return _failure(image.status, image.error)
+        if self.prealigned is not None:
+            k: int | None = 0
+        else:
+            k = selected_face(image.detections, (image.height, image.width), self.select)
+        if k is None:
+            return Failure("no_face")
+        if k not in vectors:
+            return k
+        return Embedding(np.asarray(vectors[k], dtype=np.float32), self.model_id, self.model_version)
+
+    def _lookup(self, block: list[tuple[ImageRef, str, bytes]]) -> Iterator[Work]:
+        cache, shas = self.cache, [s for _, s, _ in block]
+        images = cache.get_images(shas, self.acq_sid) if cache is not None else {}
+        ok = [s for s in shas if s in images and images[s].status == "ok"]
+        faces = cache.get_faces(ok, self.emb_sid, self.model) if cache is not None and ok else {}
+        fresh: dict[str, Work] = {}
         for ref, sha, data in block:
-            if sha in hits:
-                self.finish([ref.key], _from_cached(hits[sha], self.model_id, self.model_version))
-                self.stats["cached"] += 1
-                self.report(1)
-            elif sha in self.by_sha:  # same content as an image computed earlier in this call
+            if sha in self.by_sha:  # same content as an image computed earlier in this call
                 self.finish([ref.key], self.by_sha[sha])
                 self.report(1)
             elif sha in self.pending:  # same content already on its way
                 self.pending[sha].append(ref.key)
             elif sha in fresh:
-                fresh[sha][1].append(ref.key)
+                fresh[sha].keys.append(ref.key)
+            elif sha in images:
+                value = self._value(images[sha], faces.get(sha, {}))
+                if isinstance(value, int):  # detections cached, this face's embedding not
+                    fresh[sha] = Work(sha, data, [ref.key], images[sha], (value,))
+                else:
+                    self.by_sha[sha] = value
+                    self.finish([ref.key], value)
+                    self.stats["cached"] += 1
+                    self.report(1)
             else:
-                fresh[sha] = (data, [ref.key])
-        for sha, (data, keys) in fresh.items():
-            self.pending[sha] = keys
-            yield sha, data, keys
+                fresh[sha] = Work(sha, data, [ref.key])
+        for sha, w in fresh.items():
+            self.pending[sha] = w.keys
+            yield w
 
-    def absorb(self, chunk: list[_Miss], raws: list[_Raw]) -> None:
-        """Take a worker's results for a chunk: record, cache and report them."""
-        for (sha, _data, keys_), raw in zip(chunk, raws, strict=True):
-            keys = self.pending.pop(sha, keys_)
-            value = self.by_sha[sha] = _to_value(raw, self.model_id, self.model_version)
+    def absorb(self, chunk: list[Work], acquired: list[Acquired]) -> None:
+        """Take a worker's results for a chunk: cache them, select the face, report."""
+        for w, a in zip(chunk, acquired, strict=True):
+            keys = self.pending.pop(w.sha, w.keys)
+            image, cache = a.cached(), self.cache
+            if cache is not None and w.image is None:
+                cache.put_image(w.sha, self.acq_sid, image, a.vectors, face_settings=self.emb_sid, model=self.model)
+            elif cache is not None:
+                cache.put_faces(w.sha, self.emb_sid, self.model, a.vectors)
+            self.work["images_detected"] += int(w.image is None and self.prealigned is None and a.status != "error")
+            self.work["faces_embedded"] += len(a.vectors)
+            value = self._value(image, a.vectors)
+            if isinstance(value, int):  # the face could not be embedded after all
+                value = Failure("no_face")
+            self.by_sha[w.sha] = value
             self.finish(keys, value)
             self.stats["computed"] += 1
-            if self.cache is not None:
-                self.cache.put(sha, self.model, self.sid, _to_cached(raw))
             self.report(len(keys))
 
     def result(self) -> EmbeddingResults:
         s = self.stats
         log.info(
-            "embedded %d images with %s: %d from the cache, %d computed, %d without a face, %d errors",
+            "embedded %d images with %s: %d from the cache, %d computed (%d detected, %d faces embedded), "
+            "%d without a face, %d errors",
             s["images"],
             self.model,
             s["cached"],
             s["computed"],
+            self.work["images_detected"],
+            self.work["faces_embedded"],
             s["no_face"],
             s["error"],
         )
-        return EmbeddingResults(self.results, self.model, self.key_settings, s)
+        return EmbeddingResults(self.results, self.model, self.settings, s, self.work)
 
 
 def embed_protocol(
@@ -481,7 +403,9 @@ def embed_protocol(
     cache: EmbeddingCache | None = None,
     **options: Any,
 ) -> EmbeddingResults:
-    """:func:`embed_images` over a protocol's images, honouring its ``prealigned`` flag
-    (an explicit ``prealigned=`` option wins)."""
+    """:func:`embed_images` over a protocol's images, honouring its ``prealigned`` flag and its
+    default face selection (explicit ``prealigned=`` / ``select=`` options win)."""
     options.setdefault("prealigned", protocol.prealigned)
+    if protocol.select is not None:
+        options.setdefault("select", protocol.select)
     return embed_images(protocol.images, pipeline_settings, cache, **options)

@@ -44,12 +44,18 @@ CANDIDATES_PER_PROBE = 20
 
 @dataclass(frozen=True)
 class FailureCounts:
-    """Failures to acquire (FTA, probe side) and enrol (FTE, reference side), ISO/IEC 19795-1.
+    """Failures to acquire (FTA) and enrol (FTE), ISO/IEC 19795-1, counted so that they add up.
 
-    A comparison whose probe or reference gave no template has no score (NaN). Side ``a`` of a
-    protocol pair is the reference, side ``b`` the probe (as in the score files). ``unit`` is
-    ``"image"`` or ``"template"`` (IJB). Image-level fields are None for score files, which do
-    not say why a comparison failed.
+    Per comparison: ``comparisons`` = scored + ``failed_mated`` + ``failed_nonmated`` (a
+    comparison whose side gave no template has no score, NaN). Per image (protocol runs; None
+    for score files, which do not say why a comparison failed): ``images`` = acquired +
+    ``images_no_face`` + ``images_error``. Template protocols (IJB, ``unit="template"``) also
+    count the templates used in comparisons (a template fails when none of its images did).
+
+    ``references``/``probes`` are the distinct units on side ``a`` (reference, FTE) and side
+    ``b`` (probe, FTA) of the pairs, as in the score files - given only when the two sides are
+    disjoint sets. In an all-pairs protocol every image is reference and probe at once, so
+    per-side counts would not add up to the images; the per-image counts are what counts.
     """
 
     comparisons: int
@@ -63,10 +69,37 @@ class FailureCounts:
     references_failed: int | None = None
     probes: int | None = None
     probes_failed: int | None = None
+    templates: int | None = None
+    templates_failed: int | None = None
 
     @property
     def failed(self) -> int:
+        """Comparisons with a side that failed to acquire (no score)."""
         return self.failed_mated + self.failed_nonmated
+
+    @property
+    def scored(self) -> int:
+        """Comparisons with a score: ``comparisons - failed``."""
+        return self.comparisons - self.failed
+
+    @property
+    def images_failed(self) -> int | None:
+        """Images without a template: no face found, or unreadable."""
+        if self.images is None:
+            return None
+        return int(self.images_no_face or 0) + int(self.images_error or 0)
+
+    @property
+    def images_acquired(self) -> int | None:
+        """Images with a template: ``images - images_failed``."""
+        return None if self.images is None else self.images - int(self.images_failed or 0)
+
+    @property
+    def image_fta_rate(self) -> float | None:
+        """Share of the protocol's images that failed to acquire."""
+        if not self.images:
+            return None
+        return int(self.images_failed or 0) / self.images
 
     @property
     def fte_rate(self) -> float | None:
@@ -84,7 +117,15 @@ class FailureCounts:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d.update(failed=self.failed, fte_rate=self.fte_rate, fta_rate=self.fta_rate)
+        d.update(
+            failed=self.failed,
+            scored=self.scored,
+            images_failed=self.images_failed,
+            images_acquired=self.images_acquired,
+            image_fta_rate=self.image_fta_rate,
+            fte_rate=self.fte_rate,
+            fta_rate=self.fta_rate,
+        )
         return d
 
 

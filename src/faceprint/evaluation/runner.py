@@ -44,7 +44,7 @@ from .scorefiles import ScoreTable
 if TYPE_CHECKING:  # (not imported by name: the names of earlier releases resolve through __getattr__)
     from .embedding import EmbeddingResults, PipelineSpec, ProgressHook
 
-__all__ = ["run_protocol"]
+__all__ = ["run_protocol", "face_selection"]
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def run_protocol(
     calibration: VerificationProtocol | None = None,
     protocol_files: Sequence[str | os.PathLike[str]] = (),
     threshold: float | None = None,
-    select: Literal["largest", "central"] = "largest",
+    select: Literal["largest", "central"] | None = None,
     fmr_targets: Sequence[float] = DEFAULT_FMR_TARGETS,
     confidence: float | None = 0.95,
     n_bootstrap: int = 1000,
@@ -105,23 +105,21 @@ def run_protocol(
             the same pass and its scores reported beside the main ones.
         protocol_files: the files the protocol was read from, hashed into the provenance.
         threshold: the decision threshold (default: see :mod:`.evaluate`).
+        select: the face to use from an image with several (default: the protocol's own,
+            ``"central"`` for crops centred on the labelled face such as LFW, else ``"largest"``);
+            the report says which was used and why.
         image_digest: how the image list is fingerprinted (:func:`~.provenance.image_list_digest`).
     """
     t_start = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    protocols: list[AnyProtocol] = [protocol]
-    if calibration is not None:
-        if isinstance(protocol, IdentificationProtocol):
-            raise ConfigurationError("a calibration protocol applies to verification protocols only")
-        if calibration.prealigned != protocol.prealigned:
-            raise ConfigurationError("the calibration protocol and the protocol must agree on prealigned")
-        protocols.append(calibration)
+    protocols = _with_calibration(protocol, calibration)
     images = _union_images(protocols)
+    selection = face_selection(protocol, select)
     emb = _embedding.embed_images(
         images,
         pipeline_settings,
         cache,
-        select=select,
+        select="central" if selection["select"] == "central" and protocol.prealigned is None else "largest",
         prealigned=protocol.prealigned,
         workers=workers,
         chunk_size=chunk_size,
@@ -137,6 +135,8 @@ def run_protocol(
         result.provenance["created"] = started
     t_metrics = time.perf_counter()
     _record_run(result, protocols, images, image_digest, emb, cache, workers, dask)
+    if protocol.prealigned is None:
+        result.provenance["face_selection"] = selection
     result.timing.update(
         embedding_s=t_embed - t_start,
         scoring_s=t_score - t_embed,
@@ -153,6 +153,35 @@ def run_protocol(
         emb.stats.get("computed", 0),
     )
     return result
+
+
+def _with_calibration(protocol: AnyProtocol, calibration: VerificationProtocol | None) -> list[AnyProtocol]:
+    """The protocols to embed in one pass: the protocol, and the calibration set if it fits."""
+    if calibration is None:
+        return [protocol]
+    if isinstance(protocol, IdentificationProtocol):
+        raise ConfigurationError("a calibration protocol applies to verification protocols only")
+    if calibration.prealigned != protocol.prealigned:
+        raise ConfigurationError("the calibration protocol and the protocol must agree on prealigned")
+    return [protocol, calibration]
+
+
+def face_selection(protocol: AnyProtocol, select: str | None) -> dict[str, str]:
+    """Which face of an image with several the run uses, and why: ``{"select", "source", "description"}``."""
+    if select is not None:
+        return {"select": select, "source": "given", "description": f"{select}, as asked (--select / select=)"}
+    if protocol.select is not None:
+        return {
+            "select": protocol.select,
+            "source": "protocol",
+            "description": f"{protocol.select}: the default of this protocol, whose images are crops centred on "
+            "the labelled face (--select overrides)",
+        }
+    return {
+        "select": "largest",
+        "source": "default",
+        "description": "largest: the default for images that are not known to be centred crops (--select overrides)",
+    }
 
 
 def _verification(
@@ -249,6 +278,7 @@ def _record_run(
         "workers": workers,
         "dask": dask if dask is None or isinstance(dask, str) else type(dask).__name__,
         "embedding": dict(emb.stats),
+        "pipeline_work": dict(emb.work),
         "cache": None
         if cache is None
         else {"path": str(cache.path), "hits": cache.hits, "misses": cache.misses, "writes": cache.writes},
@@ -268,23 +298,29 @@ def _unit_ok(protocol: AnyProtocol, emb: EmbeddingResults) -> npt.NDArray[np.boo
 def _protocol_failures(
     protocol: VerificationProtocol, emb: EmbeddingResults, scores: npt.NDArray[np.float64]
 ) -> FailureCounts:
+    """Failures per comparison, per image, per template, and per side when the sides are disjoint."""
     ok = _unit_ok(protocol, emb)
     refs = np.unique(protocol.a)
     probes = np.unique(protocol.b)
+    disjoint = not np.intersect1d(refs, probes).size
+    used = np.union1d(refs, probes)
     kinds = [getattr(emb.get(im.key), "kind", None) for im in protocol.images]
     nan = np.isnan(scores)
+    templates = protocol.templates is not None
     return FailureCounts(
         comparisons=len(protocol),
         failed_mated=int(np.count_nonzero(nan & protocol.mated)),
         failed_nonmated=int(np.count_nonzero(nan & ~protocol.mated)),
-        unit="template" if protocol.templates is not None else "image",
+        unit="template" if templates else "image",
         images=len(protocol.images),
         images_no_face=kinds.count("no_face"),
         images_error=kinds.count("error"),
-        references=int(refs.size),
-        references_failed=int((~ok[refs]).sum()),
-        probes=int(probes.size),
-        probes_failed=int((~ok[probes]).sum()),
+        references=int(refs.size) if disjoint else None,
+        references_failed=int((~ok[refs]).sum()) if disjoint else None,
+        probes=int(probes.size) if disjoint else None,
+        probes_failed=int((~ok[probes]).sum()) if disjoint else None,
+        templates=int(used.size) if templates else None,
+        templates_failed=int((~ok[used]).sum()) if templates else None,
     )
 
 

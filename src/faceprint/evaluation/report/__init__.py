@@ -1,7 +1,8 @@
 """Rendering an evaluation: the report folder (Markdown, self-contained HTML, metrics.json, figures).
 
 :func:`write_report` turns an :class:`~faceprint.evaluation.results.EvaluationResult` into a
-folder; :func:`headline` gives the rows of its headline table. Modules: :mod:`.writer` (the
+folder; :func:`headline` gives the rows of its headline table; :func:`summary` every figure by
+name, the protocol's headline figure first (``eval run --json``). Modules: :mod:`.writer` (the
 folder), :mod:`.sections` (what report.md says), :mod:`.headline_rows`, :mod:`.figures` (PNG, through
 the Display classes of :mod:`faceprint.evaluation.plots`), :mod:`.document` (Markdown/HTML
 blocks), :mod:`.format` (how numbers read).
@@ -18,9 +19,10 @@ import warnings
 from typing import Any
 
 from .headline_rows import headline
+from .named_figures import headline_figure, summary
 from .writer import write_report
 
-__all__ = ["write_report", "headline"]
+__all__ = ["write_report", "headline", "summary", "headline_figure"]
 
 #: names this module exported before 0.2 → (module that holds them now, name there)
 _MOVED: dict[str, tuple[str, str]] = {

@@ -21,6 +21,7 @@ def headline(result: EvaluationResult) -> list[dict[str, str]]:
 
     _verification_rows(result, add)
     _accuracy_rows(result, add)
+    _selection_row(result, add)
     _failure_rows(result, add)
     _system_and_fairness_rows(result, add)
     _identification_rows(result, add)
@@ -90,18 +91,31 @@ def _accuracy_rows(result: EvaluationResult, add: _Add) -> None:
 
 
 def _failure_rows(result: EvaluationResult, add: _Add) -> None:
+    """Failures per image (when known) and per comparison, each adding up to its total."""
     f = result.failures
-    unit = f.unit + "s"
-    if f.probes is not None:
+    if f.images is not None:
         add(
-            "FTA (probes)",
-            f"{f.probes_failed:,} of {f.probes:,} {unit}",
+            "FTA (images)",
+            f"{f.images_failed:,} of {f.images:,} images",
             "",
-            f"{pct(f.fta_rate, 2)}; failure to acquire: no face found or unreadable",
+            f"{pct(f.image_fta_rate, 2)}; {f.images_no_face:,} without a face + {f.images_error:,} unreadable; "
+            f"{f.images_acquired:,} acquired",
         )
-        add("FTE (references)", f"{f.references_failed:,} of {f.references:,} {unit}", "", f"{pct(f.fte_rate, 2)}")
-    else:
-        add("Failed comparisons", f"{f.failed:,} of {f.comparisons:,}", "", "NaN scores in the score file")
+    if f.templates is not None:
+        add("FTA (templates)", f"{f.templates_failed:,} of {f.templates:,} templates", "", "no image acquired")
+    if f.probes is not None:  # only when references and probes are two disjoint sets
+        add("FTA (probes)", f"{f.probes_failed:,} of {f.probes:,} {f.unit}s", "", pct(f.fta_rate, 2))
+        add("FTE (references)", f"{f.references_failed:,} of {f.references:,} {f.unit}s", "", pct(f.fte_rate, 2))
+    note = f"{f.failed_mated:,} mated + {f.failed_nonmated:,} non-mated; {f.scored:,} scored"
+    if f.images is None:
+        note += " (NaN scores in the score file)"
+    add("Failed comparisons", f"{f.failed:,} of {f.comparisons:,}", "", note)
+
+
+def _selection_row(result: EvaluationResult, add: _Add) -> None:
+    sel = result.provenance.get("face_selection")
+    if sel:
+        add("Face selection", str(sel["select"]), "", str(sel["description"]))
 
 
 def _system_and_fairness_rows(result: EvaluationResult, add: _Add) -> None:

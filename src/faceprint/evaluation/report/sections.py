@@ -101,15 +101,19 @@ def _failures(doc: Document, f: FailureCounts) -> None:
     doc.h(2, "Failures to acquire and enrol")
     frows = [
         ["attempted comparisons", f"{f.comparisons:,}"],
+        ["scored comparisons", f"{f.scored:,}"],
         ["failed mated comparisons", f"{f.failed_mated:,}"],
         ["failed non-mated comparisons", f"{f.failed_nonmated:,}"],
     ]
     if f.images is not None:
         frows += [
             ["images", f"{f.images:,}"],
+            ["images acquired", f"{f.images_acquired:,}"],
             ["images without a face", f"{f.images_no_face:,}"],
             ["images that could not be read", f"{f.images_error:,}"],
         ]
+    if f.templates is not None:
+        frows.append(["templates without an acquired image", f"{f.templates_failed:,} of {f.templates:,}"])
     if f.probes is not None:
         frows += [
             [f"FTA: failed probe {f.unit}s", f"{f.probes_failed:,} of {f.probes:,} ({pct(f.fta_rate, 2)})"],
@@ -122,7 +126,8 @@ def _failures(doc: Document, f: FailureCounts) -> None:
     doc.p(
         "A comparison with a failed side has no score (nan in scores.csv). It is left out of the error curves, "
         "EER and FNMR@FMR (algorithm-level), and counted as a non-match in the accuracy and the system-level "
-        "FMR/FNMR (ISO/IEC 19795-1)."
+        "FMR/FNMR (ISO/IEC 19795-1). Per-side (probe/reference) counts are given only when the two sides are "
+        "disjoint sets of images or templates."
     )
 
 
