@@ -23,158 +23,45 @@ from typing import TYPE_CHECKING, Any
 from .protocols import Pair as Pair
 from .protocols import read_lfw_pairs as read_lfw_pairs
 
-#: submodule → the public names it defines
-_MODULES: dict[str, tuple[str, ...]] = {
-    "protocols": (  # which comparisons to make
-        "Pair",
-        "read_lfw_pairs",
-        "ImageRef",
-        "TemplateSet",
-        "VerificationProtocol",
-        "IdentificationProtocol",
-        "PREALIGNED_TEMPLATES",
-        "SINGLE_FACE_SELECTIONS",
-        "IMAGE_EXTENSIONS",
-        "read_lfw_protocol",
-        "read_insightface_bin",
-        "read_ijb_verification",
-        "read_ijb_identification",
-        "aggregate_templates",
-        "folder_protocol",
-        "read_csv_protocol",
-        "kfold_ids",
-        "read_labels",
-        "apply_labels",
-        "ProtocolSource",
-        "ProtocolKind",
-        "register_protocol_kind",
-        "protocol_kinds",
-        "open_protocol",
-    ),
-    "metrics": (  # ISO/IEC 19795-1 error rates (estimators from faceprint.rates) and statistics
-        "DEFAULT_FMR_TARGETS",
-        "EER_METHOD",
-        "ScoreCounts",
-        "ErrorCurve",
-        "EERResult",
-        "FNMRAtFMR",
-        "VerificationReport",
-        "BootstrapResult",
-        "KFoldAccuracy",
-        "SystemErrorRates",
-        "CMCResult",
-        "OpenSetScores",
-        "OpenSetCurve",
-        "FNIRAtFPIR",
-        "ScoreBlock",
-        "ScoreAccumulator",
-        "det_curve",
-        "roc_curve",
-        "error_curve",
-        "fmr_fnmr",
-        "threshold_at_fmr",
-        "eer",
-        "auc",
-        "fnmr_at_fmr",
-        "min_nonmated_for",
-        "clopper_pearson",
-        "subject_bootstrap",
-        "contiguous_folds",
-        "kfold_accuracy",
-        "system_error_rates",
-        "cmc",
-        "open_set_scores",
-        "fpir_fnir",
-        "fnir_at_fpir",
-        "iter_score_blocks",
-        "accumulate_blocks",
-        "accumulate_scores",
-    ),
-    "fairness": (  # per-group error rates
-        "GroupErrorRates",
-        "group_error_rates",
-        "max_min_ratio",
-        "fairness_discrepancy_rate",
-        "gini",
-        "garbe",
-    ),
-    "scorefiles": (  # score files other tools read
-        "ScoreTable",
-        "ScoreFormat",
-        "SCORE_FORMATS",
-        "write_scores",
-        "read_scores",
-        "CSV_COLUMNS",
-    ),
-    "cache": (  # the embedding cache
-        "CACHE_ENV",
-        "CACHE_FILENAME",
-        "CachedResult",
-        "CachedImage",
-        "EmbeddingCache",
-        "default_cache_dir",
-        "settings_id",
-        "sha256_bytes",
-    ),
-    "embedding": (  # embedding a protocol's images
-        "Failure",
-        "EmbeddingResults",
-        "ProgressHook",
-        "embed_images",
-        "embed_protocol",
-        "cache_settings",
-    ),
-    "comparison": (  # scores from embeddings
-        "score_protocol",
-        "score_identification",
-        "embedding_matrix",
-    ),
-    "evaluate": (  # scores → results
-        "evaluate_scores",
-        "evaluate_identification",
-    ),
-    "results": (  # what an evaluation produced
-        "DEFAULT_FPIR_TARGETS",
-        "FailureCounts",
-        "DecisionThreshold",
-        "Accuracy",
-        "ScoreSetResult",
-        "GalleryResult",
-        "IdentificationResult",
-        "EvaluationResult",
-    ),
-    "provenance": (  # checksums, model files, software versions
-        "ImageDigestMethod",
-        "file_sha256",
-        "file_entry",
-        "image_list_digest",
-        "software_versions",
-        "model_provenance",
-    ),
-    "runner": (  # protocol → result
-        "run_protocol",
-        "face_selection",
-    ),
-    "report": (  # report folders and named figures
-        "write_report",
-        "headline",
-        "summary",
-        "headline_figure",
-    ),
-    "plots": (  # DET/ROC/histogram/CMC/group figures (matplotlib inside plot())
-        "pyplot",
-        "DETDisplay",
-        "ROCDisplay",
-        "ScoreHistogramDisplay",
-        "CMCDisplay",
-        "GroupBarDisplay",
-        "DET_TICKS",
-    ),
-}
+#: the submodules whose public names (their ``__all__``) this package re-exports, cheapest first;
+#: a name is looked up module by module on first use, so importing the package imports only protocols
+_SUBMODULES: tuple[str, ...] = (
+    "protocols",  # which comparisons to make
+    "metrics",  # ISO/IEC 19795-1 rates (estimators from faceprint.rates) and statistics
+    "fairness",  # per-group error rates
+    "scorefiles",  # score files other tools read
+    "cache",  # the embedding cache
+    "results",  # what an evaluation produced
+    "provenance",  # checksums, model files, software versions
+    "evaluate",  # scores → results
+    "comparison",  # embeddings → scores
+    "embedding",  # images → embeddings
+    "runner",  # protocol → result
+    "report",  # report folders and named figures
+    "plots",  # DET/ROC/histogram/CMC/group figures (matplotlib inside plot())
+)
+_WHERE: dict[str, str] = {}  # name → the submodule it comes from, for the submodules read so far
+_READ: set[str] = set()
 
-_LAZY: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
 
-__all__ = [name for names in _MODULES.values() for name in names]
+def _exports(module: str) -> tuple[str, ...]:
+    """A submodule's ``__all__`` (importing it), noted in :data:`_WHERE`."""
+    names = tuple(importlib.import_module(f".{module}", __name__).__all__)
+    if module not in _READ:
+        _READ.add(module)
+        for n in names:
+            _WHERE.setdefault(n, module)
+    return names
+
+
+def _find(name: str) -> str | None:
+    for m in _SUBMODULES:
+        if name in _WHERE:
+            break
+        if m not in _READ:
+            _exports(m)
+    return _WHERE.get(name)
+
 
 if TYPE_CHECKING:
     from .cache import CACHE_ENV as CACHE_ENV
@@ -305,12 +192,16 @@ _DEPRECATED: dict[str, tuple[str, str, str]] = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    if name == "__all__":
+        return list(dict.fromkeys(n for m in _SUBMODULES for n in _exports(m)))
+    if name == "_MODULES":  # submodule → the names it exports (what __all__ is made of)
+        return {m: _exports(m) for m in _SUBMODULES}
+    if name in _DEPRECATED:
+        mod, attr, note = _DEPRECATED[name]
+        warnings.warn(f"faceprint.evaluation.{name} is deprecated: {note}", DeprecationWarning, stacklevel=2)
+        return tuple(getattr(importlib.import_module(f".{mod}", __name__), attr)())
+    module = None if name.startswith("_") else _find(name)
     if module is None:
-        if name in _DEPRECATED:
-            mod, attr, note = _DEPRECATED[name]
-            warnings.warn(f"faceprint.evaluation.{name} is deprecated: {note}", DeprecationWarning, stacklevel=2)
-            return tuple(getattr(importlib.import_module(f".{mod}", __name__), attr)())
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
@@ -318,4 +209,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__getattr__("__all__")))

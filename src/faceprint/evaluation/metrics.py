@@ -18,18 +18,15 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from .. import rates
 from ..errors import ConfigurationError, EmbeddingMismatchError, InvalidEmbeddingError
+from ..rates import *  # noqa: F403 - the rate estimators, re-exported unchanged
 from ..rates import (
     DEFAULT_FMR_TARGETS,
-    EER_METHOD,
-    CMCResult,
     EERResult,
     ErrorCurve,
     FloatArray,
-    FNIRAtFPIR,
     FNMRAtFMR,
-    OpenSetCurve,
-    OpenSetScores,
     ScoreCounts,
     _bool_labels,
     _compact,
@@ -38,61 +35,25 @@ from ..rates import (
     _labels,
     _rate_target,
     _scores,
-    auc,
-    clopper_pearson,
-    cmc,
-    det_curve,
-    eer,
-    error_curve,
-    fmr_fnmr,
-    fnir_at_fpir,
-    fnmr_at_fmr,
-    fpir_fnir,
     min_nonmated_for,
-    open_set_scores,
-    roc_curve,
-    threshold_at_fmr,
 )
 
 __all__ = [
-    "DEFAULT_FMR_TARGETS",
-    "EER_METHOD",
-    "ScoreCounts",
-    "ErrorCurve",
-    "EERResult",
-    "FNMRAtFMR",
     "VerificationReport",
     "BootstrapResult",
     "KFoldAccuracy",
     "SystemErrorRates",
-    "CMCResult",
-    "OpenSetScores",
-    "OpenSetCurve",
-    "FNIRAtFPIR",
     "ScoreBlock",
     "ScoreAccumulator",
-    "det_curve",
-    "roc_curve",
-    "error_curve",
-    "fmr_fnmr",
-    "threshold_at_fmr",
-    "eer",
-    "auc",
-    "fnmr_at_fmr",
-    "min_nonmated_for",
-    "clopper_pearson",
     "subject_bootstrap",
     "contiguous_folds",
     "kfold_accuracy",
     "system_error_rates",
-    "cmc",
-    "open_set_scores",
-    "fpir_fnir",
-    "fnir_at_fpir",
     "iter_score_blocks",
     "accumulate_blocks",
     "accumulate_scores",
 ]
+__all__ += rates.__all__
 
 
 @dataclass(frozen=True, eq=False)

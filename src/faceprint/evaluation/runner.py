@@ -17,7 +17,6 @@ here still works for one release (with a DeprecationWarning): import them from
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 import time
@@ -50,30 +49,19 @@ log = logging.getLogger(__name__)
 
 AnyProtocol = VerificationProtocol | IdentificationProtocol
 
-#: names this module exported before 0.2 → the module that holds them now
-_MOVED = {
-    "Failure": "embedding",
-    "EmbeddingResults": "embedding",
-    "ProgressHook": "embedding",
-    "embed_images": "embedding",
-    "embed_protocol": "embedding",
-    "cache_settings": "embedding",
-    "score_protocol": "comparison",
-    "score_identification": "comparison",
-}
-
 
 def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"faceprint.evaluation.runner.{name} moved to faceprint.evaluation.{module} (import it from "
-        "faceprint.evaluation); the old path goes in faceprint 0.3",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(f".{module}", __package__), name)
+    """The embedding and scoring names this module exported before 0.2 (deprecated here)."""
+    for module in (_embedding, _comparison):
+        if name in module.__all__:
+            warnings.warn(
+                f"{__name__}.{name} moved to {module.__name__} (import it from faceprint.evaluation); "
+                "the old path goes in faceprint 0.3",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_protocol(

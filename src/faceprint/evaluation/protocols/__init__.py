@@ -25,49 +25,27 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from .base import (
-    PREALIGNED_TEMPLATES,
-    SINGLE_FACE_SELECTIONS,
-    IdentificationProtocol,
-    ImageRef,
-    TemplateSet,
-    VerificationProtocol,
-    aggregate_templates,
-    kfold_ids,
-)
-from .csvfile import read_csv_protocol
-from .folder import IMAGE_EXTENSIONS, folder_protocol
-from .ijb import read_ijb_identification, read_ijb_verification
-from .insightface import read_insightface_bin
-from .labels import apply_labels, read_labels
-from .lfw import Pair, read_lfw_pairs, read_lfw_protocol
-from .registry import ProtocolKind, ProtocolSource, open_protocol, protocol_kinds, register_protocol_kind
+from . import base, csvfile, folder, ijb, insightface, labels, lfw, registry
+from .base import *  # noqa: F403
+from .csvfile import *  # noqa: F403
+from .folder import *  # noqa: F403
+from .ijb import *  # noqa: F403
+from .insightface import *  # noqa: F403
+from .labels import *  # noqa: F403
+from .lfw import *  # noqa: F403
+from .registry import *  # noqa: F403
+from .registry import protocol_kinds
 
+#: every family module's public names (each module's ``__all__`` says what it offers)
 __all__ = [
-    "Pair",
-    "read_lfw_pairs",
-    "ImageRef",
-    "TemplateSet",
-    "VerificationProtocol",
-    "IdentificationProtocol",
-    "PREALIGNED_TEMPLATES",
-    "SINGLE_FACE_SELECTIONS",
-    "IMAGE_EXTENSIONS",
-    "read_lfw_protocol",
-    "read_insightface_bin",
-    "read_ijb_verification",
-    "read_ijb_identification",
-    "aggregate_templates",
-    "folder_protocol",
-    "read_csv_protocol",
-    "kfold_ids",
-    "read_labels",
-    "apply_labels",
-    "ProtocolSource",
-    "ProtocolKind",
-    "register_protocol_kind",
-    "protocol_kinds",
-    "open_protocol",
+    *lfw.__all__,
+    *base.__all__,
+    *insightface.__all__,
+    *ijb.__all__,
+    *folder.__all__,
+    *csvfile.__all__,
+    *labels.__all__,
+    *registry.__all__,
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
@@ -97,19 +98,19 @@ def protocol_kinds() -> dict[str, ProtocolKind]:
 
 def need_dir(p: Path, what: str) -> Path:
     """``p`` if it is an existing folder, else a :class:`ConfigurationError` naming ``what``."""
-    if not p.exists():
-        raise ConfigurationError(f"{what} {p} does not exist; check --data")
-    if not p.is_dir():
-        raise ConfigurationError(f"{what} {p} is not a folder")
-    return p
+    return _need(p, what, p.is_dir, "a folder", "; check --data")
 
 
 def need_file(p: Path, what: str) -> Path:
     """``p`` if it is an existing file, else a :class:`ConfigurationError` naming ``what``."""
+    return _need(p, what, p.is_file, "a file", "")
+
+
+def _need(p: Path, what: str, is_kind: Callable[[], bool], kind: str, hint: str) -> Path:
     if not p.exists():
-        raise ConfigurationError(f"{what} {p} does not exist")
-    if not p.is_file():
-        raise ConfigurationError(f"{what} {p} is not a file")
+        raise ConfigurationError(f"{what} {p} does not exist{hint}")
+    if not is_kind():
+        raise ConfigurationError(f"{what} {p} is not {kind}")
     return p
 
 

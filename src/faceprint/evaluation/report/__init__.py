@@ -24,40 +24,25 @@ from .writer import write_report
 
 __all__ = ["write_report", "headline", "summary", "headline_figure"]
 
-#: names this module exported before 0.2 → (module that holds them now, name there)
-_MOVED: dict[str, tuple[str, str]] = {
-    **{
-        n: ("results", n)
-        for n in (
-            "DEFAULT_FPIR_TARGETS",
-            "FailureCounts",
-            "DecisionThreshold",
-            "Accuracy",
-            "ScoreSetResult",
-            "GalleryResult",
-            "IdentificationResult",
-            "EvaluationResult",
-        )
-    },
-    **{n: ("provenance", n) for n in ("software_versions", "file_sha256", "image_list_digest")},
-    **{n: ("evaluate", n) for n in ("evaluate_scores", "evaluate_identification")},
-    "run_protocol": ("runner", "run_protocol"),
-    "ProtocolSource": ("protocols", "ProtocolSource"),
-    "open_protocol": ("protocols", "open_protocol"),
-    "PROTOCOL_KINDS": ("protocols", "protocol_kinds"),
-}
+#: where the other names this module exported before 0.2 live now (their modules' ``__all__``)
+_MOVED_TO = ("results", "provenance", "evaluate", "runner", "protocols")
 
 
 def __getattr__(name: str) -> Any:
-    where = _MOVED.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, attr = where
+    if name == "PROTOCOL_KINDS":
+        module, value = "protocols", tuple(importlib.import_module("..protocols", __name__).protocol_kinds())
+    else:
+        for module in _MOVED_TO:
+            mod = importlib.import_module(f"..{module}", __name__)
+            if name in mod.__all__:
+                value = getattr(mod, name)
+                break
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(
         f"faceprint.evaluation.report.{name} moved to faceprint.evaluation.{module} (import it from "
         "faceprint.evaluation); the old path goes in faceprint 0.3",
         DeprecationWarning,
         stacklevel=2,
     )
-    value = getattr(importlib.import_module(f"..{module}", __name__), attr)
-    return tuple(value()) if name == "PROTOCOL_KINDS" else value
+    return value
