@@ -58,6 +58,7 @@ def dev_lines(name: str, n: int) -> list[str]:
     return lines[1 : 1 + n] + lines[1 + half : 1 + half + n]
 
 
+@pytest.mark.slow
 def test_folder_protocol_report_and_rerun_from_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = data_path("faces_small")
     cache = tmp_path / "cache"
@@ -85,6 +86,7 @@ def test_folder_protocol_report_and_rerun_from_the_cache(tmp_path: Path, capsys:
     assert m2["provenance"]["dataset"]["images"]["sha256"] == m1["provenance"]["dataset"]["images"]["sha256"]
 
 
+@pytest.mark.slow
 def test_csv_protocol_on_lfw_pairs_with_folds_and_groups(tmp_path: Path, lfw_cache: Path) -> None:
     rows = ["image_a,image_b,mated,fold,subject_a,subject_b"]
     for k, line in enumerate(dev_lines("pairsDevTest.txt", 10)):
@@ -119,6 +121,7 @@ def test_csv_protocol_on_lfw_pairs_with_folds_and_groups(tmp_path: Path, lfw_cac
     assert len(table) == 20 and table.mated.sum() == 10
 
 
+@pytest.mark.slow
 def test_lfw_view1_chooses_the_threshold_on_devtrain(tmp_path: Path, lfw_cache: Path) -> None:
     pairs = tmp_path / "view1"
     pairs.mkdir()

@@ -298,6 +298,7 @@ def small_clustering(pipeline) -> FaceClustering:  # type: ignore[no-untyped-def
     return cluster_faces(paths, pipeline, workers=1)
 
 
+@pytest.mark.slow
 def test_faces_small_is_clustered_into_its_people(small_clustering: FaceClustering) -> None:
     fc = small_clustering
     assert fc.images == 17 and not fc.failed and len(fc.faces) >= 17
@@ -312,6 +313,7 @@ def test_faces_small_is_clustered_into_its_people(small_clustering: FaceClusteri
     assert all(len({_person(f.source) for f in c}) == 1 for c in fc.clusters())
 
 
+@pytest.mark.slow
 def test_faces_small_with_the_other_methods(small_clustering: FaceClustering) -> None:
     truth = [_person(f.source) for f in small_clustering.faces]
     thr = small_clustering.result.threshold
@@ -320,6 +322,7 @@ def test_faces_small_with_the_other_methods(small_clustering: FaceClustering) ->
         assert bcubed_f1(truth, r.labels)[2] >= 0.9, method
 
 
+@pytest.mark.slow
 def test_no_faces_gives_zero_clusters(pipeline) -> None:  # type: ignore[no-untyped-def]
     fc = cluster_faces([data_path("non_faces", "skimage_coffee.png"), b"not an image"], pipeline, workers=1)
     assert fc.images == 2 and len(fc.failed) == 1 and fc.images_without_face == 1
@@ -337,6 +340,7 @@ def _digest(folder: Path) -> dict[str, tuple[str, int]]:
     }
 
 
+@pytest.mark.slow
 def test_cli_cluster_copies_photos_into_cluster_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from faceprint.cli import main
 

@@ -1,7 +1,8 @@
 """Run tasks on an executor with a bounded number in flight, yielding results in input order.
 
-Shared by :meth:`faceprint.pipeline.FacePipeline.embed_many` and the evaluation runner, so that
-streaming a directory of 100k images never queues more than a few chunks at once.
+Used by :mod:`faceprint.batch` for both worker processes and Dask (through its
+``concurrent.futures`` executor), so that streaming a directory of 100k images never queues more
+than a few chunks at once.
 """
 
 from __future__ import annotations

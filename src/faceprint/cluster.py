@@ -467,8 +467,12 @@ def cluster_faces(
     workers: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     total: int | None = None,
+    dask: Any = None,
 ) -> FaceClustering:
     """Embed every face of every image (``pipeline.embed_many``) and cluster them.
+
+    ``workers`` / ``dask`` say where the embedding runs (:meth:`FacePipeline.embed_many`:
+    ``dask`` is a ``distributed.Client``, a scheduler address or ``"local"``).
 
     The default threshold is the pipeline embedder's calibrated ``operating_point``. Images that
     cannot be read are kept in ``failed`` and do not stop the run; images with no face count in
@@ -482,7 +486,8 @@ def cluster_faces(
     failed: list[ImageResult] = []
     model: str | None = None
     images = no_face = 0
-    for res in pipeline.embed_many(sources, select=select, workers=workers, progress=progress, total=total):
+    stream = pipeline.embed_many(sources, select=select, workers=workers, progress=progress, total=total, dask=dask)
+    for res in stream:
         images += 1
         if res.error is not None:
             failed.append(res)

@@ -1,19 +1,17 @@
 """FacePipeline: decode → detect → align → embed → compare, for one image or a stream of them.
 
 The pipeline owns one detector and one embedder, built from the registries by name (or passed
-in). Batch work (:meth:`FacePipeline.embed_many`) fans out to worker processes, each building
-its own pipeline from the same settings, and streams results back in input order, so a
-directory of 100k images never sits in memory at once. Errors on one image are reported in its
-result and never stop the batch.
+in). Batch work (:meth:`FacePipeline.embed_many`) runs on :mod:`faceprint.batch`, the one batch
+engine: here, in worker processes or on a Dask cluster, each worker building its own pipeline
+from :meth:`FacePipeline.settings`, with results streamed back in input order, so a directory
+of 100k images never sits in memory at once. Errors on one image are reported in its result
+and never stop the batch.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -21,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._pool import bounded_ordered_map
 from .alignment import align
+from .batch import ProgressHook, cpu_count
 from .detection.base import Detector
 from .embedding.base import Embedder, to_embeddings
 from .errors import ConfigurationError, FaceprintError, NoFaceError
@@ -36,7 +34,6 @@ __all__ = ["FacePipeline", "ImageResult", "VerifyResult", "Selection", "select_f
 log = logging.getLogger(__name__)
 
 Selection = Literal["all", "largest", "central"]
-ProgressHook = Callable[[int, int | None], None]
 
 DEFAULT_DETECTOR = "dlib-hog-mmod"
 DEFAULT_EMBEDDER = "dlib-resnet-onnx"
@@ -252,86 +249,49 @@ class FacePipeline:
         chunk_size: int = 16,
         progress: ProgressHook | None = None,
         total: int | None = None,
+        dask: Any = None,
+        prealigned: str | None = None,
     ) -> Iterator[ImageResult]:
-        """Stream :class:`ImageResult` for each source, in input order.
+        """Stream :class:`ImageResult` for each source, in input order (:mod:`faceprint.batch`).
 
         Args:
             workers: processes to use (None: one per core; 1: this process only).
             chunk_size: images per task sent to a worker.
             progress: called as ``progress(done, total)`` after each chunk.
             total: number of sources, passed to ``progress`` (None if unknown).
+            dask: run on a Dask cluster instead: a ``distributed.Client``, a scheduler address
+                (``"tcp://host:8786"``) or ``"local"``. Sources travel as paths (workers must see
+                the files) or bytes.
+            prealigned: the sources already are face crops aligned to this template
+                (``"arcface112"``, ``"dlib150"``): detection is skipped, one face per image.
 
         At most ``2 × workers`` chunks are in flight, so memory stays bounded however many
-        sources there are.
+        sources there are. An error on one source is reported in its result.
         """
-        if chunk_size < 1:
-            raise ConfigurationError(f"chunk_size must be ≥ 1, got {chunk_size}")
-        n_workers = _cpu_count() if workers is None else int(workers)
-        if n_workers < 1:
-            raise ConfigurationError(f"workers must be ≥ 1, got {workers}")
-        done = 0
-        if n_workers == 1:
-            for chunk in _chunks(sources, chunk_size):
-                out = self.process_batch(chunk, select=select)
-                done += len(out)
-                yield from out
-                if progress:
-                    progress(done, total)
-            return
-        settings = self.settings(worker_threads=1)
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(
-            max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(settings,)
-        ) as pool:
-            work = (_portable(c) for c in _chunks(sources, chunk_size))
-            for _chunk, out in bounded_ordered_map(pool, partial(_worker_run, select=select), work, 2 * n_workers):
-                done += len(out)
-                yield from out
-                if progress:
-                    progress(done, total)
+        from . import batch
+        from .alignment import TEMPLATES
+
+        if prealigned is not None and prealigned not in TEMPLATES:
+            raise ConfigurationError(f"prealigned must be one of {', '.join(TEMPLATES)} or None, got {prealigned!r}")
+        task: batch.Task = (
+            partial(batch.detect_embed, select=select)
+            if prealigned is None
+            else partial(batch.embed_prealigned, template=prealigned)
+        )
+        executor = batch.executor_for(workers, dask)
+        items = sources if isinstance(executor, batch.InProcess) else (batch.portable(s) for s in sources)
+        for _chunk, results in batch.run_chunks(
+            self,
+            task,
+            items,
+            executor=executor,
+            chunk_size=chunk_size,
+            expected_model=batch.model_tag(self),
+            progress=progress,
+            total=total,
+        ):
+            yield from results
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
-def _chunks(items: Iterable[ImageSource], n: int) -> Iterator[list[ImageSource]]:
-    chunk: list[ImageSource] = []
-    for x in items:
-        chunk.append(x)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _portable(chunk: list[ImageSource]) -> list[ImageSource]:
-    """Sources sent to another process: paths as str; file objects read into bytes."""
-    out: list[ImageSource] = []
-    for s in chunk:
-        if hasattr(s, "read") and not isinstance(s, (bytes, bytearray, memoryview, np.ndarray)):
-            out.append(s.read())  # type: ignore[union-attr]
-        elif isinstance(s, os.PathLike):
-            out.append(os.fspath(s))
-        else:
-            out.append(s)
-    return out
-
-
-_WORKER: FacePipeline | None = None
-
-
-def _worker_init(settings: dict[str, Any]) -> None:
-    global _WORKER
-    logging.basicConfig(level=logging.WARNING)
-    _WORKER = FacePipeline(**settings)
-
-
-def _worker_run(chunk: list[ImageSource], select: Selection) -> list[ImageResult]:
-    if _WORKER is None:  # pragma: no cover - initializer always runs first
-        raise RuntimeError("worker pipeline not initialised")
-    return _WORKER.process_batch(chunk, select=select)
+# kept for callers of faceprint < 0.2 (benchmarks/bench_lfw.py); the one implementation is batch.cpu_count
+_cpu_count = cpu_count

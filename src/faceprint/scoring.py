@@ -4,21 +4,31 @@ Scores are cosine similarities of L2-normalised embeddings: higher means more al
 1 is identical, and a comparison *matches* when ``score >= threshold``.
 
 In ISO/IEC 19795-1 terms, for a threshold ``t``:
-FMR(t) = share of non-mated (impostor) comparisons with score ≥ t;
-FNMR(t) = share of mated (genuine) comparisons with score < t.
+FMR(t) = share of non-mated comparisons (two different people) with score ≥ t;
+FNMR(t) = share of mated comparisons (one person) with score < t.
+
+The rates come from :mod:`faceprint.rates` (the one implementation; this module imports
+nothing of :mod:`faceprint.evaluation`). Before 0.2 the score arguments were called
+``genuine`` and ``impostor``; those keywords still work for one release, with a
+DeprecationWarning.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from . import rates
 from .errors import ConfigurationError, EmbeddingMismatchError, InvalidEmbeddingError
-from .evaluation import metrics
 from .models import OperatingPoint, get_spec
+from .rates import EERResult
 from .types import Decision, Embedding
 
 __all__ = [
@@ -27,6 +37,7 @@ __all__ = [
     "fmr_fnmr",
     "threshold_at_fmr",
     "eer",
+    "EERResult",
     "Calibration",
     "calibrate",
     "operating_point",
@@ -34,6 +45,31 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: deprecated keyword → its ISO/IEC 19795-1 name
+_OLD_KEYWORDS = {"genuine": "mated", "impostor": "nonmated"}
+
+
+def _iso_keywords(fn: F) -> F:
+    """Accept the pre-0.2 keywords ``genuine=``/``impostor=`` with a DeprecationWarning."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for old, new in _OLD_KEYWORDS.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"{fn.__name__}() got both {old}= and {new}=; pass {new}= only")
+                warnings.warn(
+                    f"{fn.__name__}({old}=...) is deprecated; use {new}= (ISO/IEC 19795-1 wording)",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def cosine(a: Embedding, b: Embedding) -> float:
@@ -62,72 +98,84 @@ def similarity_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.floa
     return np.clip(norm(x) @ norm(y).T, -1.0, 1.0)
 
 
-def _scores(x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
-    a = np.asarray(x, dtype=np.float64).ravel()
-    if a.size == 0:
-        raise ConfigurationError(f"no {name} scores given")
-    if not np.all(np.isfinite(a)):
-        raise ConfigurationError(f"{name} scores contain NaN or infinite values")
-    return a
+def _nonempty(x: npt.ArrayLike, name: str) -> npt.ArrayLike:
+    # the message of faceprint < 0.2, which callers match on ("no genuine scores given")
+    if np.size(x) == 0:
+        raise ConfigurationError(f"no {name} scores given: at least one is needed")
+    return x
 
 
-def fmr_fnmr(genuine: npt.ArrayLike, impostor: npt.ArrayLike, threshold: float) -> tuple[float, float]:
+@_iso_keywords
+def fmr_fnmr(mated: npt.ArrayLike, nonmated: npt.ArrayLike, threshold: float) -> tuple[float, float]:
     """(FMR, FNMR) at ``threshold``, a comparison matching when ``score >= threshold``."""
-    return metrics.fmr_fnmr(_scores(genuine, "genuine"), _scores(impostor, "impostor"), threshold)
+    return rates.fmr_fnmr(mated, nonmated, threshold)
 
 
-def threshold_at_fmr(impostor: npt.ArrayLike, target_fmr: float) -> float:
-    """Lowest threshold whose empirical FMR on ``impostor`` scores is ≤ ``target_fmr``.
+@_iso_keywords
+def threshold_at_fmr(nonmated: npt.ArrayLike, target_fmr: float) -> float:
+    """Lowest threshold whose empirical FMR on ``nonmated`` scores is ≤ ``target_fmr``.
 
-    With n impostor scores, at most ``floor(target_fmr * n)`` of them may reach the
+    With n non-mated scores, at most ``floor(target_fmr * n)`` of them may reach the
     threshold; the threshold is placed just above the next-highest score. When
     ``target_fmr * n < 3`` the estimate rests on (almost) no observed false matches: a warning says
     so (by the rule of three, about ``3 / target_fmr`` comparisons are needed).
-    See :func:`faceprint.evaluation.metrics.threshold_at_fmr`.
+    See :func:`faceprint.rates.threshold_at_fmr`.
     """
-    return metrics.threshold_at_fmr(_scores(impostor, "impostor"), target_fmr)
+    return rates.threshold_at_fmr(nonmated, target_fmr)
 
 
-def eer(genuine: npt.ArrayLike, impostor: npt.ArrayLike) -> tuple[float, float]:
-    """Equal error rate and its threshold: (eer, threshold).
+@_iso_keywords
+def eer(mated: npt.ArrayLike, nonmated: npt.ArrayLike) -> EERResult:
+    """Equal error rate with its threshold and interpolation method: :func:`faceprint.rates.eer`.
 
     FMR and FNMR are evaluated at every observed score; the EER is where the two curves cross,
-    linearly interpolated between the two neighbouring thresholds that bracket the crossing
-    (:func:`faceprint.evaluation.metrics.eer` returns the same with its method spelled out).
+    linearly interpolated between the two neighbouring thresholds that bracket the crossing.
+    Before 0.2 this returned a tuple ``(eer, threshold)``; unpacking the result that way still
+    works for one release (with a DeprecationWarning): read ``.eer`` and ``.threshold``.
     """
-    r = metrics.eer(_scores(genuine, "genuine"), _scores(impostor, "impostor"))
-    return r.eer, r.threshold
+    return rates.eer(mated, nonmated)
 
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
     """Operating points measured on one set of mated and non-mated scores."""
 
-    n_genuine: int
-    n_impostor: int
+    n_mated: int
+    n_nonmated: int
     points: dict[str, OperatingPoint]
 
+    @property
+    def n_genuine(self) -> int:
+        """Deprecated name of :attr:`n_mated`."""
+        warnings.warn("Calibration.n_genuine is deprecated; use n_mated", DeprecationWarning, stacklevel=2)
+        return self.n_mated
 
+    @property
+    def n_impostor(self) -> int:
+        """Deprecated name of :attr:`n_nonmated`."""
+        warnings.warn("Calibration.n_impostor is deprecated; use n_nonmated", DeprecationWarning, stacklevel=2)
+        return self.n_nonmated
+
+
+@_iso_keywords
 def calibrate(
-    genuine: npt.ArrayLike,
-    impostor: npt.ArrayLike,
+    mated: npt.ArrayLike,
+    nonmated: npt.ArrayLike,
     *,
     target_fmrs: tuple[float, ...] = (1e-3,),
     source: str = "",
 ) -> Calibration:
     """Named operating points: ``"eer"`` and ``"fmr=<x>"`` for each target FMR."""
-    g = _scores(genuine, "genuine")
-    i = _scores(impostor, "impostor")
-    counts = metrics.ScoreCounts.from_scores(g, i)  # one sort serves every operating point
+    counts = rates.ScoreCounts.from_scores(_nonempty(mated, "genuine (mated)"), _nonempty(nonmated, "non-mated"))
     thr = counts.eer().threshold
     fm, fn = counts.rates_at(thr)
     points = {"eer": OperatingPoint("eer", thr, fm, fn, source)}
     for target in target_fmrs:
-        t = threshold_at_fmr(i, target)  # warns when there are too few impostors
+        t = rates.threshold_at_fmr(nonmated, target)  # warns when there are too few non-mated scores
         fm, fn = counts.rates_at(t)
         name = f"fmr={target:g}"
         points[name] = OperatingPoint(name, t, fm, fn, source)
-    return Calibration(int(g.size), int(i.size), points)
+    return Calibration(int(counts.n_mated), int(counts.n_nonmated), points)
 
 
 def operating_point(model_id: str, name: str = "fmr=0.001") -> OperatingPoint:

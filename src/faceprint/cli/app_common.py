@@ -34,10 +34,14 @@ def emit_error_line(source: str, exc: BaseException) -> None:
 
 @contextmanager
 def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+    """A rich progress bar on stderr when it is a terminal; silent otherwise.
+
+    It never writes to stdout, so ``--json`` output stays machine-readable with a bar shown.
+    """
     if not sys.stderr.isatty():
         yield lambda n: None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -50,6 +54,7 @@ def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # rich's default console is stdout
         transient=True,
     ) as prog:
         task = prog.add_task(label, total=total)

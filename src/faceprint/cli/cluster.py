@@ -16,7 +16,7 @@ from ..errors import ConfigurationError
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from .app_common import emit_error_line, iter_images, progress_bar
-from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
+from .recognize import DaskOpt, DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def cluster(
     embedder: EmbedderOpt = DEFAULT_EMBEDDER,
     upsample: UpsampleOpt = None,
     workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+    dask: DaskOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,
 ) -> None:
@@ -102,6 +103,7 @@ def cluster(
             workers=workers or None,
             progress=progress,
             total=len(paths),
+            dask=dask,
         )
     for bad in result.failed:
         assert bad.error is not None

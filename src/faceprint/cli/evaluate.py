@@ -1,12 +1,14 @@
 """``faceprint eval run | scores``: evaluate on a protocol or from a score file; write a report folder.
 
-Each command is a few lines around :func:`faceprint.evaluation.report.run_protocol` /
-:func:`~faceprint.evaluation.report.evaluate_scores` and
-:func:`~faceprint.evaluation.report.write_report`.
+Each command is a few lines around :func:`faceprint.evaluation.run_protocol` /
+:func:`~faceprint.evaluation.evaluate_scores` and :func:`~faceprint.evaluation.write_report`;
+the ``--protocol`` choices are the registered protocol kinds
+(:func:`faceprint.evaluation.protocols.protocol_kinds`).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import shlex
@@ -16,10 +18,11 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from ..evaluation.protocols import protocol_kinds
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from .app_common import progress_bar
-from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
+from .recognize import DaskOpt, DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ProtocolKind = Literal["lfw", "bin", "ijb", "folder", "csv"]
+#: ``--protocol`` choices: the registered protocol kinds
+ProtocolChoice = enum.Enum("ProtocolChoice", {name: name for name in protocol_kinds()}, type=str)  # type: ignore[misc]
 ScoreFormatOpt = Literal["csv", "4col", "5col"]
 
 OutputOpt = Annotated[
@@ -73,81 +77,76 @@ def _command_line(ctx: typer.Context, group: str = "eval") -> str:
 
 
 def _summary(result: Any, files: dict[str, Path], output: Path) -> dict[str, Any]:
-    rep = result.verification
-    point = {}
-    if rep is not None:
-        for p in rep.fnmr_at_fmr:
-            point[f"fnmr@fmr={p.target_fmr:g}"] = p.fnmr
-    return {
-        "report": str(output),
-        "protocol": result.protocol,
-        "model": result.model,
-        "comparisons": len(result.scores),
-        "failed_comparisons": result.failures.failed,
-        "eer": None if rep is None else rep.eer.eer,
-        "eer_ci": None if rep is None or rep.eer.ci is None else list(rep.eer.ci),
-        "auc": None if rep is None else rep.auc,
-        **point,
-        "kfold_accuracy": None if result.kfold is None else result.kfold.mean,
-        "accuracy": None if result.accuracy is None else result.accuracy.value,
-        "files": sorted(files),
-        "seconds": result.timing.get("total_s"),
-    }
+    """``--json``: every figure named by what it is, the protocol's headline first (:func:`summary`)."""
+    from ..evaluation import summary
+
+    doc = summary(result)
+    return {"headline": doc.pop("headline"), "report": str(output), **doc, "files": sorted(files)}
 
 
 def _echo_summary(result: Any, output: Path) -> None:
-    rep = result.verification
+    from ..evaluation import headline_figure
+
+    name, value, description = headline_figure(result)
+    head = f"{description} {100 * value:.2f}%" if value is not None else f"{name}: n/a"
+    rep, f = result.verification, result.failures
     if rep is not None:
-        acc = ""
-        if result.kfold is not None:
-            acc = f", {len(result.kfold.accuracies)}-fold accuracy {100 * result.kfold.mean:.2f}%"
-        elif result.accuracy is not None:
-            acc = f", accuracy {100 * result.accuracy.value:.2f}%"
         typer.echo(
-            f"{result.protocol}: EER {100 * rep.eer.eer:.3f}%, AUC {rep.auc:.5f}{acc} on {rep.n_mated:,} mated + "
-            f"{rep.n_nonmated:,} non-mated comparisons ({result.failures.failed:,} failed to acquire) → {output}",
+            f"{result.protocol}: {head}; EER {100 * rep.eer.eer:.3f}%, AUC {rep.auc:.5f} on {rep.n_mated:,} mated + "
+            f"{rep.n_nonmated:,} non-mated comparisons ({f.failed:,} of {f.comparisons:,} failed to acquire) "
+            f"→ {output}",
             err=True,
         )
     else:
-        typer.echo(f"{result.protocol}: identification report → {output}", err=True)
+        typer.echo(f"{result.protocol}: {head} → {output}", err=True)
 
 
 @app.command("run")
 def run(
     ctx: typer.Context,
-    protocol: Annotated[ProtocolKind, typer.Option("--protocol", help="Protocol kind: lfw, bin, ijb, folder or csv.")],
+    protocol: Annotated[ProtocolChoice, typer.Option("--protocol", help="Protocol kind (dataset family).")],
     data: Annotated[
         Path,
         typer.Option(
             "--data",
-            help="lfw: image folder (with the pairs files, unless --pairs); bin: the .bin file; ijb: the IJBB/IJBC "
-            "folder; folder: one sub-folder per identity; csv: image root (or the CSV itself).",
+            help=" ".join(k.data_help for k in protocol_kinds().values()),
         ),
     ],
     output: OutputOpt,
     pairs: Annotated[
         Path | None,
         typer.Option(
-            help="lfw: pairs file or folder holding pairs.txt (View 2) or pairsDevTrain.txt + pairsDevTest.txt "
-            "(View 1); csv: the protocol CSV (image_a,image_b,mated[,fold][,group])."
+            help="lfw: a pairs file, or the folder of pairs.txt (View 2) or of pairsDevTrain.txt and "
+            "pairsDevTest.txt (View 1). csv: the protocol CSV, columns image_a, image_b, mated "
+            "and optional fold, group."
         ),
     ] = None,
     labels: Annotated[
         Path | None, typer.Option(help="CSV of groups, 'identity,group' or 'path,group': adds per-group error rates.")
     ] = None,
     task: Annotated[
-        Literal["verification", "identification"], typer.Option(help="ijb: 1:1 verification or 1:N identification.")
+        Literal["verification", "identification"],
+        typer.Option(metavar="TASK", help="ijb: verification (1:1) or identification (1:N)."),
     ] = "verification",
     detector: DetectorOpt = DEFAULT_DETECTOR,
     embedder: EmbedderOpt = DEFAULT_EMBEDDER,
     upsample: UpsampleOpt = None,
     select: Annotated[
-        Literal["largest", "central"], typer.Option(help="Face to use from an image with several.")
-    ] = "largest",
-    workers: Annotated[int, typer.Option(help="Local worker processes (0: one per core).", min=0)] = 0,
-    dask: Annotated[
-        str | None, typer.Option(help="Run on Dask: a scheduler address (tcp://host:8786) or 'local'.")
+        Literal["largest", "central"] | None,
+        typer.Option(
+            help="Face to use from an image with several (default: the protocol's; central for LFW and IJB "
+            "crops, else largest). Applied after the cache: changing it embeds nothing again."
+        ),
     ] = None,
+    tta: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Test-time augmentation of the embedder, e.g. none or flip (the pipeline's tta setting).",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes (0: one per core).", min=0)] = 0,
+    dask: DaskOpt = None,
     cache: Annotated[
         Path | None,
         typer.Option(help="Embedding cache folder or file (default: $FACEPRINT_CACHE_DIR or ~/.faceprint/cache)."),
@@ -161,20 +160,21 @@ def run(
 ) -> None:
     """Embed a protocol's images (cached: a re-run resumes), score its pairs and write a report folder."""
     from ..errors import ConfigurationError
+    from ..evaluation import open_protocol, run_protocol, write_report
     from ..evaluation.cache import EmbeddingCache
-    from ..evaluation.report import open_protocol, run_protocol, write_report
 
     if no_cache and cache is not None:
         raise ConfigurationError("use either --cache DIR or --no-cache, not both")
     command = _command_line(ctx)
-    src = open_protocol(protocol, data, pairs=pairs, labels=labels, task=task, seed=seed)
+    src = open_protocol(protocol.value, data, pairs=pairs, labels=labels, task=task, seed=seed)
     settings: dict[str, Any] = {
         "detector": detector,
         "embedder": embedder,
         "detector_options": {} if upsample is None else {"upsample": upsample},
+        "max_pixels": max_pixels or None,
     }
-    if max_pixels != DEFAULT_MAX_PIXELS:  # the default stays implicit, so library runs share the cache
-        settings["max_pixels"] = max_pixels or None
+    if tta is not None:  # a FacePipeline setting; the cache key holds every pipeline setting
+        settings["tta"] = tta
     store = None if no_cache else EmbeddingCache(cache)
     try:
         with progress_bar(src.n_images, "embedding") as advance:
@@ -230,8 +230,7 @@ def scores(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate the scores of any system from a score file (nan scores count as failures to acquire)."""
-    from ..evaluation.report import evaluate_scores, write_report
-    from ..evaluation.scorefiles import read_scores
+    from ..evaluation import evaluate_scores, read_scores, write_report
 
     command = _command_line(ctx)
     table = read_scores(file, format=format, allow_nan=True)

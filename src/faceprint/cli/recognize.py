@@ -25,6 +25,15 @@ MaxPixelsOpt = Annotated[
     int, typer.Option("--max-pixels", help="Refuse images with more pixels than this (0: no limit).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="SCHEDULER",
+        help="Run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local'. "
+        "Workers need faceprint and the same models.",
+    ),
+]
 
 
 def _pipeline(detector: str, embedder: str, upsample: int | None, max_pixels: int) -> FacePipeline:
@@ -71,6 +80,7 @@ def embed(
     upsample: UpsampleOpt = None,
     select: Annotated[Selection, typer.Option(help="Faces per image: all, largest or central.")] = "all",
     workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+    dask: DaskOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,
 ) -> None:
@@ -88,6 +98,7 @@ def embed(
             workers=workers or None,
             progress=None,
             total=len(paths),  # type: ignore[arg-type]
+            dask=dask,
         ):
             if res.error is not None:
                 failed.append(res)

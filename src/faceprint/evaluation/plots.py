@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from . import metrics
 from .fairness import GroupErrorRates, group_error_rates
 
 __all__ = [
+    "pyplot",
     "DETDisplay",
     "ROCDisplay",
     "ScoreHistogramDisplay",
@@ -52,7 +54,8 @@ DET_TICKS: tuple[float, ...] = (
 )
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, with the Agg backend chosen first when there is no display (Linux)."""
     try:
         import matplotlib
     except ImportError:
@@ -68,7 +71,7 @@ def _pyplot() -> Any:
 def _new_axes(ax: Any) -> tuple[Any, Any]:
     if ax is not None:
         return ax.figure, ax
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots()
     return fig, ax
 
@@ -87,7 +90,8 @@ def _pct(p: float) -> str:
 
 def _det_limits(values: npt.NDArray[np.float64]) -> tuple[float, float]:
     """Tick-aligned limits: the largest tick ≤ the smallest rate in (0, 1), the smallest tick ≥ the
-    largest one (at least 50 %, at most the last tick)."""
+    largest one (at least 50 %, at most the last tick). When every rate sits on one tick (tiny
+    sets), the limits widen to the neighbouring ticks so the axis never collapses."""
     v = values[(values > 0) & (values < 1)]
     if v.size == 0:
         return DET_TICKS[0], 0.5
@@ -95,7 +99,24 @@ def _det_limits(values: npt.NDArray[np.float64]) -> tuple[float, float]:
     hi_candidates = [t for t in DET_TICKS if t >= max(v.max(), 0.5)]
     lo = lo_candidates[-1] if lo_candidates else DET_TICKS[0]
     hi = hi_candidates[0] if hi_candidates else DET_TICKS[-1]
+    if lo >= hi:
+        k = DET_TICKS.index(lo) if lo in DET_TICKS else 0
+        lo, hi = DET_TICKS[max(k - 1, 0)], DET_TICKS[min(k + 1, len(DET_TICKS) - 1)]
     return lo, hi
+
+
+def _set_det_axes(ax: Any, fmr: npt.NDArray[np.float64], fnmr: npt.NDArray[np.float64]) -> None:
+    """DET limits, ticks and tick labels (in %) on normal-deviate axes covering these rates."""
+    ppf = _norm_ppf()
+    for values, set_lim, set_ticks, set_labels in (
+        (fmr, ax.set_xlim, ax.set_xticks, ax.set_xticklabels),
+        (fnmr, ax.set_ylim, ax.set_yticks, ax.set_yticklabels),
+    ):
+        lo, hi = _det_limits(values)
+        ticks = [t for t in DET_TICKS if lo <= t <= hi]
+        set_lim(float(ppf(lo)), float(ppf(hi)))
+        set_ticks(ppf(np.array(ticks)))
+        set_labels([_pct(t) for t in ticks])
 
 
 class DETDisplay:
@@ -155,22 +176,43 @@ class DETDisplay:
         line_kwargs = {"label": name} if name else {}
         line_kwargs.update(kwargs)
         (self.line_,) = self.ax_.plot(ppf(self.fmr[ok]), ppf(self.fnmr[ok]), **line_kwargs)
-        xlo, xhi = _det_limits(self.fmr)
-        ylo, yhi = _det_limits(self.fnmr)
-        for lo, hi, set_lim, set_ticks, set_labels in (
-            (xlo, xhi, self.ax_.set_xlim, self.ax_.set_xticks, self.ax_.set_xticklabels),
-            (ylo, yhi, self.ax_.set_ylim, self.ax_.set_yticks, self.ax_.set_yticklabels),
-        ):
-            ticks = [t for t in DET_TICKS if lo <= t <= hi]
-            set_lim(float(ppf(lo)), float(ppf(hi)))
-            set_ticks(ppf(np.array(ticks)))
-            set_labels([_pct(t) for t in ticks])
+        _set_det_axes(self.ax_, self.fmr, self.fnmr)
         self.ax_.set_xlabel("False match rate (FMR)")
         self.ax_.set_ylabel("False non-match rate (FNMR)")
         self.ax_.grid(True, alpha=0.3)
         if name:
             self.ax_.legend(loc="upper right")
         return self
+
+    def mark(self, fmr: float, fnmr: float, **kwargs: Any) -> Any:
+        """Mark one operating point (e.g. the decision threshold) on the drawn axes; returns the artist.
+
+        ``kwargs`` go to ``ax.plot`` (default: a black dot). Rates of 0 or 1 lie at ±∞ on DET
+        axes: nothing is drawn and None is returned.
+        """
+        if not (0 < fmr < 1 and 0 < fnmr < 1):
+            return None
+        ppf = _norm_ppf()
+        style: dict[str, Any] = {"marker": "o", "color": "k", "linestyle": "none"}
+        style.update(kwargs)
+        (point,) = self.ax_.plot([float(ppf(fmr))], [float(ppf(fnmr))], **style)
+        return point
+
+    @staticmethod
+    def fit_axes(displays: Sequence[DETDisplay]) -> None:
+        """One set of DET limits and ticks covering every display's curve (all drawn on one axes).
+
+        Each display's ``plot`` fits the axes to its own curve; call this after drawing several
+        curves together (e.g. a calibration set and the reported set).
+        """
+        if not displays:
+            return
+        axes = {id(d.ax_): d.ax_ for d in displays}
+        if len(axes) != 1:
+            raise ConfigurationError("fit_axes needs displays drawn on the same axes")
+        fmr = np.concatenate([d.fmr for d in displays])
+        fnmr = np.concatenate([d.fnmr for d in displays])
+        _set_det_axes(next(iter(axes.values())), fmr, fnmr)
 
 
 class ROCDisplay:

@@ -1,732 +1,322 @@
-"""Run a protocol: embed its images (cached, in parallel, or on a Dask cluster) and score its pairs.
+"""The experiment runner: a protocol in, an :class:`~.results.EvaluationResult` out.
 
 Data flow::
 
-    protocol.images ──read + sha256──▶ cache hit? ──no──▶ chunks ──▶ pipeline (here, worker
-    processes, or Dask workers) ──▶ Embedding | Failure ──▶ cache ──▶ score_protocol ──▶ scores
+    protocol (+ calibration protocol) ──embed_images (cached)──▶ EmbeddingResults
+        ──score_protocol / score_identification──▶ scores ──evaluate_scores / _identification──▶ result
 
-:func:`embed_images` gives every image an :class:`~faceprint.types.Embedding` or a
-:class:`Failure` (no face found, or the image could not be processed: a failure to acquire in
-ISO/IEC 19795-1 terms). :func:`score_protocol` turns them into one cosine similarity per pair,
-NaN where a side failed to acquire; template protocols (IJB) are aggregated first.
+:func:`run_protocol` is what ``faceprint eval run`` calls. The steps live in their own modules:
+:mod:`.embedding` (images → embeddings, through the cache, here or on workers),
+:mod:`.comparison` (embeddings → scores) and :mod:`.evaluate` (scores → metrics).
 
-Where the work runs:
-
-* ``workers=1`` - this process, with the pipeline object given (custom backends work).
-* ``workers=N`` - N local worker processes, each building the pipeline once from its settings.
-* ``dask="local"`` - a ``distributed.LocalCluster`` started for the call; ``dask="tcp://host:port"``
-  - an existing scheduler; or a ``distributed.Client``. Each worker process builds one pipeline
-  per settings (and thread) and keeps it; chunks travel as encoded bytes, so workers need not
-  see this machine's files, and results come back as plain numpy arrays. Workers must have
-  faceprint and the same model files installed; a different model version is refused.
-
-Every image is read once here to hash it for the cache; the same bytes are what gets embedded.
+Before 0.2 this module also held the embedding and scoring functions; importing them from
+here still works for one release (with a DeprecationWarning): import them from
+:mod:`faceprint.evaluation` instead.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import multiprocessing as mp
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from functools import partial
-from typing import Any, Literal
+import time
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from .._pool import bounded_ordered_map
-from ..alignment import TEMPLATES, align
-from ..embedding.base import to_embeddings
-from ..errors import (
-    BackendUnavailableError,
-    ConfigurationError,
-    EmbeddingMismatchError,
-    FaceprintError,
-    ImageError,
-    ImageNotFoundError,
-)
-from ..io import MAX_FILE_BYTES
-from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline, Selection
-from ..types import BBox, Detection, Embedding, Landmarks
-from .cache import CachedResult, EmbeddingCache, settings_id, sha256_bytes
-from .protocols import (
-    PREALIGNED_TEMPLATES,
-    IdentificationProtocol,
-    ImageRef,
-    VerificationProtocol,
-    aggregate_templates,
-)
+from ..errors import ConfigurationError
+from ..rates import DEFAULT_FMR_TARGETS
+from ..types import Embedding
+from . import comparison as _comparison
+from . import embedding as _embedding
+from .cache import EmbeddingCache
+from .evaluate import evaluate_identification, evaluate_scores
+from .protocols import IdentificationProtocol, ImageRef, VerificationProtocol
+from .provenance import ImageDigestMethod, file_entry, image_list_digest, model_provenance, software_versions
+from .results import EvaluationResult, FailureCounts
+from .scorefiles import ScoreTable
 
-__all__ = [
-    "Failure",
-    "EmbeddingResults",
-    "ProgressHook",
-    "embed_images",
-    "embed_protocol",
-    "score_protocol",
-    "score_identification",
-    "cache_settings",
-]
+if TYPE_CHECKING:  # (not imported by name: the names of earlier releases resolve through __getattr__)
+    from .embedding import EmbeddingResults, PipelineSpec, ProgressHook
+
+__all__ = ["run_protocol", "face_selection"]
 
 log = logging.getLogger(__name__)
 
-ProgressHook = Callable[[int, int | None], None]
-PipelineSpec = FacePipeline | Mapping[str, Any] | None
-
-#: images read and looked up in the cache at a time
-_LOOKUP_BLOCK = 256
-#: pairs scored at a time (bounds memory for IJB-C's 15M pairs)
-_SCORE_BLOCK = 65536
-_TOO_BIG = f"file is larger than {MAX_FILE_BYTES:,} bytes; faceprint does not load such images"
+AnyProtocol = VerificationProtocol | IdentificationProtocol
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """An image that gave no embedding: ``kind`` ``"no_face"`` (nothing detected) or ``"error"``
-    (the image could not be read or decoded; ``error_type`` is the exception class name)."""
-
-    kind: Literal["no_face", "error"]
-    message: str = ""
-    error_type: str = ""
-
-    def __str__(self) -> str:
-        if self.kind == "no_face":
-            return "no face found"
-        return f"{self.error_type}: {self.message}" if self.error_type else self.message
-
-
-class EmbeddingResults(Mapping[str, "Embedding | Failure"]):
-    """Image key → :class:`Embedding` or :class:`Failure`, as :func:`embed_images` returns it.
-
-    Attributes:
-        model: the model tag ``model_id@version`` of every embedding.
-        settings: the pipeline settings the embeddings depend on (the cache's settings).
-        stats: counts - ``images``, ``cached`` (found in the cache), ``computed``, ``no_face``, ``error``.
-    """
-
-    def __init__(
-        self,
-        items: Mapping[str, Embedding | Failure],
-        model: str,
-        settings: Mapping[str, Any],
-        stats: Mapping[str, int] | None = None,
-    ) -> None:
-        self._items = dict(items)
-        self.model = model
-        self.settings = dict(settings)
-        self.stats = dict(stats or {})
-
-    def __getitem__(self, key: str) -> Embedding | Failure:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"EmbeddingResults({len(self)} images, model={self.model!r}, stats={self.stats})"
-
-    @property
-    def failures(self) -> dict[str, Failure]:
-        return {k: v for k, v in self._items.items() if isinstance(v, Failure)}
-
-    def matrix(self, keys: Sequence[str]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
-        """Embeddings of ``keys`` as float32 (N, D) (NaN rows for failures) and bool (N,) acquired."""
-        return _matrix(self, keys)
-
-
-# --- settings -------------------------------------------------------------------------------------
-
-
-def _spec_name(spec: object) -> str:
-    if isinstance(spec, str):
-        return spec
-    return str(getattr(spec, "name", "") or getattr(spec, "model_id", "") or type(spec).__qualname__)
-
-
-def _worker_settings(spec: PipelineSpec, *, threads: int | None = 1) -> dict[str, Any]:
-    """FacePipeline keyword settings a worker process rebuilds the pipeline from.
-
-    ``threads``: ONNX threads of each worker's embedder unless the settings name them (None: the
-    backend's default, for a pipeline in this process).
-    """
-    if isinstance(spec, FacePipeline):
-        return spec.settings(worker_threads=threads or 1)
-    d: dict[str, Any] = {
-        "detector": DEFAULT_DETECTOR,
-        "embedder": DEFAULT_EMBEDDER,
-        "detector_options": {},
-        "embedder_options": {},
-    }
-    if spec is not None:
-        unknown = set(spec) - {"detector", "embedder", "detector_options", "embedder_options", "max_pixels"}
-        if unknown:
-            raise ConfigurationError(
-                f"unknown pipeline settings {sorted(unknown)}; use detector, embedder, detector_options, "
-                "embedder_options, max_pixels"
+def __getattr__(name: str) -> Any:
+    """The embedding and scoring names this module exported before 0.2 (deprecated here)."""
+    for module in (_embedding, _comparison):
+        if name in module.__all__:
+            warnings.warn(
+                f"{__name__}.{name} moved to {module.__name__} (import it from faceprint.evaluation); "
+                "the old path goes in faceprint 0.3",
+                DeprecationWarning,
+                stacklevel=2,
             )
-        d.update({k: v for k, v in spec.items() if v is not None or k == "max_pixels"})
-    if not isinstance(d["detector"], str) or not isinstance(d["embedder"], str):
-        raise ConfigurationError("pipeline settings name backends by string; pass a FacePipeline for objects")
-    d["detector_options"] = dict(d.get("detector_options") or {})
-    emb = dict(d.get("embedder_options") or {})
-    if threads is not None and "threads" not in emb and str(d["embedder"]).endswith("onnx"):
-        emb["threads"] = threads
-    d["embedder_options"] = emb
-    return d
+            return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def cache_settings(
-    spec: PipelineSpec, *, select: Selection = "largest", prealigned: str | None = None
-) -> dict[str, Any]:
-    """The settings that change an embedding, as stored in (and hashed for) the cache.
-
-    Thread counts and other settings that do not change results are left out.
-    """
-    if isinstance(spec, FacePipeline):
-        det: object = spec.detector_spec
-        emb: object = spec.embedder_spec
-        det_opts, emb_opts, max_pixels = spec.detector_options, spec.embedder_options, spec.max_pixels
-    else:
-        w = _worker_settings(spec)
-        det, emb = w["detector"], w["embedder"]
-        det_opts, emb_opts, max_pixels = w["detector_options"], w["embedder_options"], w.get("max_pixels", "default")
-    emb_opts = {k: v for k, v in dict(emb_opts).items() if k not in ("threads", "providers", "device")}
-    if prealigned is not None:
-        acquisition: dict[str, Any] = {"prealigned": prealigned}
-    else:
-        acquisition = {"detector": _spec_name(det), "detector_options": dict(det_opts), "select": select}
-    return {
-        **acquisition,
-        "embedder": _spec_name(emb),
-        "embedder_options": emb_opts,
-        "max_pixels": max_pixels,
-    }
-
-
-# --- the work on one chunk (here, in a worker process, or on a Dask worker) --------------------
-
-#: (status, vector or None, error type, message)
-_Raw = tuple[str, "npt.NDArray[np.float32] | None", str, str]
-
-_LOCAL = threading.local()
-
-
-def _pipeline_for(settings_json: str) -> FacePipeline:
-    """This process's (and thread's) pipeline for these settings, built on first use."""
-    cache: dict[str, FacePipeline] | None = getattr(_LOCAL, "pipelines", None)
-    if cache is None:
-        cache = _LOCAL.pipelines = {}
-    pipe = cache.get(settings_json)
-    if pipe is None:
-        pipe = cache[settings_json] = FacePipeline(**json.loads(settings_json))
-    return pipe
-
-
-def _template_detection(shape: tuple[int, ...], template: str) -> Detection:
-    """A detection covering the whole image with the template's landmarks, scaled to the image."""
-    t = TEMPLATES[template]
-    h, w = int(shape[0]), int(shape[1])
-    scale = np.array([w / t.size, h / t.size])
-    if t.arcface5 is not None:
-        lm = Landmarks((t.arcface5 * scale).astype(np.float32), "arcface5")
-    else:
-        lm = Landmarks((t.dlib5 * scale).astype(np.float32), "dlib5")
-    return Detection(BBox(0.0, 0.0, float(w), float(h)), 1.0, lm, f"prealigned:{template}")
-
-
-def _message(exc: BaseException) -> str:
-    """An error's message without the ``<source>: `` prefix (results are labelled by image key)."""
-    text = str(exc)
-    src = getattr(exc, "source", None)
-    if src and text.startswith(f"{src}: "):
-        return text[len(src) + 2 :]
-    return text
-
-
-def _acquire(
-    pipe: FacePipeline, sources: Sequence[bytes | str], select: Selection, prealigned: str | None
-) -> list[_Raw]:
-    """One result per source: the embedding of its selected face, no face, or the error."""
-    out: list[_Raw] = []
-    if prealigned is None:
-        for r in pipe.process_batch(list(sources), select=select):
-            if r.error is not None:
-                out.append(("error", None, type(r.error).__name__, _message(r.error)))
-            elif not r.faces or r.faces[0].embedding is None:
-                out.append(("no_face", None, "", ""))
-            else:
-                out.append(("ok", np.asarray(r.faces[0].embedding.vector, dtype=np.float32), "", ""))
-        return out
-    crops: list[npt.NDArray[np.uint8]] = []
-    slots: list[int] = []
-    for src in sources:
-        try:
-            img = pipe.load(src)
-        except FaceprintError as exc:
-            out.append(("error", None, type(exc).__name__, _message(exc)))
-            continue
-        crops.append(align(img, _template_detection(img.shape, prealigned), pipe.embedder.template).image)
-        slots.append(len(out))
-        out.append(("ok", None, "", ""))
-    if crops:
-        embs = to_embeddings(pipe.embedder, pipe.embedder.embed(crops))
-        for k, e in zip(slots, embs, strict=True):
-            out[k] = ("ok", np.asarray(e.vector, dtype=np.float32), "", "")
-    return out
-
-
-def _run_chunk(
-    settings_json: str, sources: list[bytes | str], select: Selection, prealigned: str | None
-) -> tuple[str, list[_Raw]]:
-    """Worker entry point (process pool and Dask): (model tag, one result per source)."""
-    pipe = _pipeline_for(settings_json)
-    return f"{pipe.embedder.model_id}@{pipe.embedder.model_version}", _acquire(pipe, sources, select, prealigned)
-
-
-def _run_chunk_items(
-    settings_json: str, chunk: list[tuple[str, bytes, list[str]]], *, select: Selection, prealigned: str | None
-) -> tuple[str, list[_Raw]]:
-    """Process-pool task: :func:`_run_chunk` on the image data of one chunk."""
-    return _run_chunk(settings_json, [d for _, d, _ in chunk], select, prealigned)
-
-
-# --- embedding a set of images ----------------------------------------------------------------------
-
-
-def _as_ref(x: ImageRef | str | os.PathLike[str] | bytes) -> ImageRef:
-    if isinstance(x, ImageRef):
-        return x
-    if isinstance(x, (str, os.PathLike)):
-        return ImageRef.from_path(x)
-    if isinstance(x, (bytes, bytearray, memoryview)):
-        b = bytes(x)
-        return ImageRef(key=f"sha256:{sha256_bytes(b)}", data=b)
-    raise ConfigurationError(f"an image must be an ImageRef, a path or encoded bytes, got {type(x).__name__}")
-
-
-def _to_value(raw: _Raw, model_id: str, model_version: str) -> Embedding | Failure:
-    status, vec, etype, msg = raw
-    if status == "ok":
-        return Embedding(np.asarray(vec, dtype=np.float32), model_id, model_version)
-    if status == "no_face":
-        return Failure("no_face")
-    return Failure("error", msg, etype)
-
-
-def _to_cached(raw: _Raw) -> CachedResult:
-    status, vec, etype, msg = raw
-    if status == "ok":
-        return CachedResult("ok", vec)
-    if status == "no_face":
-        return CachedResult("no_face")
-    return CachedResult("error", None, f"{etype}: {msg}" if etype else msg)
-
-
-def _from_cached(c: CachedResult, model_id: str, model_version: str) -> Embedding | Failure:
-    if c.status == "ok":
-        return Embedding(np.asarray(c.vector, dtype=np.float32), model_id, model_version)
-    if c.status == "no_face":
-        return Failure("no_face")
-    etype, _, msg = (c.error or "").partition(": ")
-    return Failure("error", msg, etype) if msg else Failure("error", etype)
-
-
-def _model_tag(spec: PipelineSpec, local: FacePipeline | None) -> tuple[str, str]:
-    if local is not None:
-        return local.embedder.model_id, local.embedder.model_version
-    from ..registry import embedders
-
-    w = _worker_settings(spec)
-    emb = embedders.create(w["embedder"], **w["embedder_options"])
-    return str(emb.model_id), str(emb.model_version)
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
-def embed_images(
-    images: Iterable[ImageRef | str | os.PathLike[str] | bytes],
+def run_protocol(
+    protocol: AnyProtocol,
     pipeline_settings: PipelineSpec = None,
     cache: EmbeddingCache | None = None,
-    *,
-    select: Selection = "largest",
-    prealigned: str | None = None,
     workers: int | None = None,
-    chunk_size: int = 16,
     dask: Any = None,
     progress: ProgressHook | None = None,
-) -> EmbeddingResults:
-    """Embed each image once: key → :class:`Embedding` or :class:`Failure`.
+    *,
+    calibration: VerificationProtocol | None = None,
+    protocol_files: Sequence[str | os.PathLike[str]] = (),
+    threshold: float | None = None,
+    select: Literal["largest", "central"] | None = None,
+    fmr_targets: Sequence[float] = DEFAULT_FMR_TARGETS,
+    confidence: float | None = 0.95,
+    n_bootstrap: int = 1000,
+    seed: int | None = 0,
+    image_digest: ImageDigestMethod = "content",
+    chunk_size: int = 16,
+) -> EvaluationResult:
+    """Embed a protocol's images (through ``cache``), score its comparisons and evaluate them.
 
     Args:
-        images: :class:`ImageRef` objects (keys must be unique), paths or encoded bytes.
-        pipeline_settings: a :class:`FacePipeline`, or its keyword settings (``detector``,
-            ``embedder``, ``detector_options``, ``embedder_options``, ``max_pixels``), or None
-            for the default pipeline.
-        cache: results are looked up here first and every new result (failures included) is
-            stored; commits come in batches, so an interrupted run resumes where it stopped.
-        select: which face of an image with several: ``"largest"`` or ``"central"``.
-        prealigned: the images are already crops aligned to this template (``"arcface112"``):
-            detection is skipped. A protocol's ``prealigned`` goes here (see :func:`embed_protocol`).
-        workers: local processes (None: one per core; 1: this process, with the pipeline object
-            itself). Ignored when ``dask`` is given.
-        chunk_size: images per task.
-        dask: None, ``"local"`` (a LocalCluster of ``workers`` single-threaded processes for this
-            call), a scheduler address ``"tcp://host:port"``, or a ``distributed.Client``.
-        progress: called as ``progress(done, total)`` as images complete (cache hits included).
-
-    Images that cannot be read here (missing file) become failures and are not cached; every
-    result the pipeline produced is.
+        protocol: a verification or identification protocol (see :mod:`.protocols`).
+        pipeline_settings, cache, workers, dask, progress: as :func:`~.embedding.embed_images`.
+        calibration: a second protocol over (possibly) the same images on which the decision
+            threshold is chosen (LFW View 1: ``pairsDevTrain.txt``); its images are embedded in
+            the same pass and its scores reported beside the main ones.
+        protocol_files: the files the protocol was read from, hashed into the provenance.
+        threshold: the decision threshold (default: see :mod:`.evaluate`).
+        select: the face to use from an image with several (default: the protocol's own,
+            ``"central"`` for crops centred on the labelled face such as LFW, else ``"largest"``);
+            the report says which was used and why.
+        image_digest: how the image list is fingerprinted (:func:`~.provenance.image_list_digest`).
     """
-    if select not in ("largest", "central"):
-        raise ConfigurationError(f"select must be 'largest' or 'central' (one face per image), got {select!r}")
-    if prealigned is not None and prealigned not in PREALIGNED_TEMPLATES:
-        raise ConfigurationError(f"prealigned must be one of {', '.join(PREALIGNED_TEMPLATES)} or None")
-    if chunk_size < 1:
-        raise ConfigurationError(f"chunk_size must be ≥ 1, got {chunk_size}")
-    refs: dict[str, ImageRef] = {}
-    for x in images:
-        r = _as_ref(x)
-        prev = refs.setdefault(r.key, r)
-        if prev is not r and (prev.path != r.path or prev.data != r.data):
-            raise ConfigurationError(f"two different images share the key {r.key!r}")
-    n_workers = _cpu_count() if workers is None else int(workers)
-    if n_workers < 1:
-        raise ConfigurationError(f"workers must be ≥ 1, got {workers}")
-
-    local: FacePipeline | None = None
-    if dask is None and n_workers == 1:
-        local = (
-            pipeline_settings
-            if isinstance(pipeline_settings, FacePipeline)
-            else FacePipeline(**_worker_settings(pipeline_settings, threads=None))
-        )
-    elif isinstance(pipeline_settings, FacePipeline):
-        local = pipeline_settings
-    model_id, model_version = _model_tag(pipeline_settings, local)
-    model = f"{model_id}@{model_version}"
-    key_settings = cache_settings(pipeline_settings, select=select, prealigned=prealigned)
-    sid = cache.register_settings(key_settings) if cache is not None else settings_id(key_settings)
-
-    total = len(refs)
-    results: dict[str, Embedding | Failure] = {}
-    stats = {"images": total, "cached": 0, "computed": 0, "no_face": 0, "error": 0}
-    done = 0
-
-    def report(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None and n:
-            progress(done, total)
-
-    def finish(keys: list[str], value: Embedding | Failure) -> None:
-        for k in keys:
-            results[k] = value
-            if isinstance(value, Failure):
-                stats[value.kind] += 1
-
-    # content already computed in this call, and content on its way (sha256 → keys sharing it)
-    by_sha: dict[str, Embedding | Failure] = {}
-    pending: dict[str, list[str]] = {}
-
-    # images still to compute: (sha256, data, keys sharing that content)
-    def misses() -> Iterator[tuple[str, bytes, list[str]]]:
-        block: list[tuple[ImageRef, str, bytes]] = []
-        items = iter(refs.values())
-        while True:
-            block.clear()
-            for ref in items:
-                try:
-                    if ref.path is not None and os.path.getsize(ref.path) > MAX_FILE_BYTES:
-                        finish([ref.key], Failure("error", _TOO_BIG, "ImageTooLargeError"))
-                        report(1)
-                        continue
-                    data = ref.read_bytes()
-                except OSError as exc:
-                    err: ImageError = (
-                        ImageNotFoundError("file not found", source=ref.key)
-                        if isinstance(exc, FileNotFoundError)
-                        else ImageError(f"cannot read: {exc.strerror or exc}", source=ref.key)
-                    )
-                    finish([ref.key], Failure("error", _message(err), type(err).__name__))
-                    report(1)
-                    continue
-                block.append((ref, sha256_bytes(data), data))
-                if len(block) >= _LOOKUP_BLOCK:
-                    break
-            if not block:
-                return
-            hits = cache.get_many([s for _, s, _ in block], model, sid) if cache is not None else {}
-            fresh: dict[str, tuple[bytes, list[str]]] = {}
-            for ref, sha, data in block:
-                if sha in hits:
-                    finish([ref.key], _from_cached(hits[sha], model_id, model_version))
-                    stats["cached"] += 1
-                    report(1)
-                elif sha in by_sha:  # same content as an image computed earlier in this call
-                    finish([ref.key], by_sha[sha])
-                    report(1)
-                elif sha in pending:  # same content already on its way
-                    pending[sha].append(ref.key)
-                elif sha in fresh:
-                    fresh[sha][1].append(ref.key)
-                else:
-                    fresh[sha] = (data, [ref.key])
-            for sha, (data, keys) in fresh.items():
-                pending[sha] = keys
-                yield sha, data, keys
-
-    def chunks() -> Iterator[list[tuple[str, bytes, list[str]]]]:
-        chunk: list[tuple[str, bytes, list[str]]] = []
-        for item in misses():
-            chunk.append(item)
-            if len(chunk) == chunk_size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
-    def absorb(chunk: list[tuple[str, bytes, list[str]]], worker_model: str, raws: list[_Raw]) -> None:
-        if worker_model != model:
-            raise EmbeddingMismatchError(
-                f"a worker embeds with {worker_model} but this process expects {model}; install the same "
-                "faceprint and model files on every worker"
-            )
-        if len(raws) != len(chunk):
-            raise FaceprintError(f"a worker returned {len(raws)} results for {len(chunk)} images")
-        for (sha, _data, _keys), raw in zip(chunk, raws, strict=True):
-            keys = pending.pop(sha, _keys)
-            value = by_sha[sha] = _to_value(raw, model_id, model_version)
-            finish(keys, value)
-            stats["computed"] += 1
-            if cache is not None:
-                cache.put(sha, model, sid, _to_cached(raw))
-            report(len(keys))
-
-    try:
-        if dask is not None:
-            _run_dask(
-                dask,
-                n_workers if workers is not None else None,
-                chunks(),
-                absorb,
-                pipeline_settings,
-                select,
-                prealigned,
-            )
-        elif local is not None and n_workers == 1:
-            for chunk in chunks():
-                raws = _acquire(local, [d for _, d, _ in chunk], select, prealigned)
-                absorb(chunk, model, raws)
-        else:
-            _run_pool(n_workers, chunks(), absorb, pipeline_settings, select, prealigned)
-    finally:
-        if cache is not None:
-            cache.flush()
-    log.info(
-        "embedded %d images with %s: %d from the cache, %d computed, %d without a face, %d errors",
-        total,
-        model,
-        stats["cached"],
-        stats["computed"],
-        stats["no_face"],
-        stats["error"],
+    t_start = time.perf_counter()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    protocols = _with_calibration(protocol, calibration)
+    images = _union_images(protocols)
+    selection = face_selection(protocol, select)
+    emb = _embedding.embed_images(
+        images,
+        pipeline_settings,
+        cache,
+        select="central" if selection["select"] == "central" and protocol.prealigned is None else "largest",
+        prealigned=protocol.prealigned,
+        workers=workers,
+        chunk_size=chunk_size,
+        dask=dask,
+        progress=progress,
     )
-    return EmbeddingResults(results, model, key_settings, stats)
-
-
-_Absorb = Callable[[list[tuple[str, bytes, list[str]]], str, list[_Raw]], None]
-
-
-def _run_pool(
-    n_workers: int,
-    chunks: Iterator[list[tuple[str, bytes, list[str]]]],
-    absorb: _Absorb,
-    spec: PipelineSpec,
-    select: Selection,
-    prealigned: str | None,
-) -> None:
-    settings_json = json.dumps(_worker_settings(spec), sort_keys=True)
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    task = partial(_run_chunk_items, settings_json, select=select, prealigned=prealigned)
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-        for chunk, (worker_model, raws) in bounded_ordered_map(pool, task, chunks, 2 * n_workers):
-            absorb(chunk, worker_model, raws)
-
-
-def _run_dask(
-    dask: Any,
-    n_workers: int | None,
-    chunks: Iterator[list[tuple[str, bytes, list[str]]]],
-    absorb: _Absorb,
-    spec: PipelineSpec,
-    select: Selection,
-    prealigned: str | None,
-) -> None:
-    try:
-        import distributed
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "running on a Dask cluster needs distributed: pip install 'dask[distributed]'"
-        ) from exc
-    settings_json = json.dumps(_worker_settings(spec), sort_keys=True)
-    cluster = None
-    own_client = True
-    if isinstance(dask, distributed.Client):
-        client, own_client = dask, False
-    elif dask == "local":
-        cluster = distributed.LocalCluster(
-            n_workers=n_workers or _cpu_count(), threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = distributed.Client(cluster)
-    elif isinstance(dask, str) and "://" in dask:
-        try:
-            client = distributed.Client(dask, timeout="30s")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot reach the Dask scheduler at {dask}: {exc}") from exc
+    t_embed = time.perf_counter()
+    metrics = {"fmr_targets": fmr_targets, "confidence": confidence, "n_bootstrap": n_bootstrap, "seed": seed}
+    if isinstance(protocol, IdentificationProtocol):
+        result, t_score = _identification(protocol, emb, protocol_files, started)
     else:
-        raise ConfigurationError(
-            f"dask must be 'local', a scheduler address like 'tcp://host:8786' or a distributed.Client, got {dask!r}"
-        )
-    try:
-        n = max(len(client.scheduler_info().get("workers", {})), 1)
-        limit = 2 * n + 1
-        chunk_of: dict[Any, list[tuple[str, bytes, list[str]]]] = {}
-        ac = distributed.as_completed()
-        exhausted = False
-
-        def top_up() -> None:
-            nonlocal exhausted
-            while not exhausted and len(chunk_of) < limit:
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    exhausted = True
-                    return
-                fut = client.submit(_run_chunk, settings_json, [d for _, d, _ in chunk], select, prealigned, pure=False)
-                chunk_of[fut.key] = chunk
-                ac.add(fut)
-
-        top_up()
-        while chunk_of:
-            fut = next(ac)
-            chunk = chunk_of.pop(fut.key)
-            worker_model, raws = fut.result()
-            fut.release()
-            absorb(chunk, worker_model, raws)
-            top_up()
-    finally:
-        if own_client:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        result, t_score = _verification(protocol, calibration, emb, protocol_files, threshold, metrics)
+        result.provenance["created"] = started
+    t_metrics = time.perf_counter()
+    _record_run(result, protocols, images, image_digest, emb, cache, workers, dask)
+    if protocol.prealigned is None:
+        result.provenance["face_selection"] = selection
+    result.timing.update(
+        embedding_s=t_embed - t_start,
+        scoring_s=t_score - t_embed,
+        metrics_s=t_metrics - t_score,
+        total_s=time.perf_counter() - t_start,
+    )
+    log.info(
+        "%s: %d comparisons evaluated in %.1f s (%d images: %d from the cache, %d computed)",
+        protocol.name,
+        len(result.scores),
+        result.timing["total_s"],
+        emb.stats.get("images", 0),
+        emb.stats.get("cached", 0),
+        emb.stats.get("computed", 0),
+    )
+    return result
 
 
-def embed_protocol(
-    protocol: VerificationProtocol | IdentificationProtocol,
-    pipeline_settings: PipelineSpec = None,
-    cache: EmbeddingCache | None = None,
-    **options: Any,
-) -> EmbeddingResults:
-    """:func:`embed_images` over a protocol's images, honouring its ``prealigned`` flag
-    (an explicit ``prealigned=`` option wins)."""
-    options.setdefault("prealigned", protocol.prealigned)
-    return embed_images(protocol.images, pipeline_settings, cache, **options)
+def _with_calibration(protocol: AnyProtocol, calibration: VerificationProtocol | None) -> list[AnyProtocol]:
+    """The protocols to embed in one pass: the protocol, and the calibration set if it fits."""
+    if calibration is None:
+        return [protocol]
+    if isinstance(protocol, IdentificationProtocol):
+        raise ConfigurationError("a calibration protocol applies to verification protocols only")
+    if calibration.prealigned != protocol.prealigned:
+        raise ConfigurationError("the calibration protocol and the protocol must agree on prealigned")
+    return [protocol, calibration]
 
 
-# --- scoring ---------------------------------------------------------------------------------------
+def face_selection(protocol: AnyProtocol, select: str | None) -> dict[str, str]:
+    """Which face of an image with several the run uses, and why: ``{"select", "source", "description"}``."""
+    if select is not None:
+        return {"select": select, "source": "given", "description": f"{select}, as asked (--select / select=)"}
+    if protocol.select is not None:
+        return {
+            "select": protocol.select,
+            "source": "protocol",
+            "description": f"{protocol.select}: the default of this protocol, whose images are crops centred on "
+            "the labelled face (--select overrides)",
+        }
+    return {
+        "select": "largest",
+        "source": "default",
+        "description": "largest: the default for images that are not known to be centred crops (--select overrides)",
+    }
 
 
-def _matrix(
-    embeddings: Mapping[str, Embedding | Failure], keys: Sequence[str]
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
-    tags: set[str] = set()
-    dim = 0
-    for k in keys:
-        v = embeddings.get(k)
-        if isinstance(v, Embedding):
-            tags.add(v.model)
-            dim = v.dim
-    if len(tags) > 1:
-        raise EmbeddingMismatchError(f"embeddings of several models ({', '.join(sorted(tags))}) cannot be compared")
-    out = np.full((len(keys), max(dim, 1)), np.nan, dtype=np.float32)
-    ok = np.zeros(len(keys), dtype=bool)
-    missing: list[str] = []
-    for i, k in enumerate(keys):
-        v = embeddings.get(k)
-        if isinstance(v, Embedding):
-            if v.dim != dim:
-                raise EmbeddingMismatchError(f"embedding dimensions differ: {v.dim} vs {dim}")
-            out[i] = v.vector
-            ok[i] = True
-        elif v is None:
-            missing.append(k)
-    if missing:
-        raise ConfigurationError(
-            f"{len(missing)} protocol images have no result (e.g. {missing[0]!r}); embed the protocol's images first"
-        )
-    return out, ok
+def _verification(
+    protocol: VerificationProtocol,
+    calibration: VerificationProtocol | None,
+    emb: EmbeddingResults,
+    protocol_files: Sequence[str | os.PathLike[str]],
+    threshold: float | None,
+    metrics: dict[str, Any],
+) -> tuple[EvaluationResult, float]:
+    """Score a 1:1 protocol (and its calibration set) and evaluate it; (result, time scoring ended)."""
+    scores = _comparison.score_protocol(protocol, emb)
+    table = ScoreTable.from_protocol(protocol, scores)
+    cal_table = cal_failures = None
+    if calibration is not None:
+        cal_scores = _comparison.score_protocol(calibration, emb)
+        cal_table = ScoreTable.from_protocol(calibration, cal_scores)
+        cal_failures = _protocol_failures(calibration, emb, cal_scores)
+    t_score = time.perf_counter()
+    result = evaluate_scores(
+        table,
+        name=protocol.name,
+        model=emb.model,
+        settings=dict(emb.settings),
+        folds=protocol.folds,
+        calibration=cal_table,
+        calibration_name=calibration.name if calibration is not None else "the calibration set",
+        threshold=threshold,
+        failures=_protocol_failures(protocol, emb, scores),
+        calibration_failures=cal_failures,
+        source_files=protocol_files,
+        **metrics,
+    )
+    return result, t_score
 
 
-def _side_vectors(
-    protocol: VerificationProtocol | IdentificationProtocol, embeddings: Mapping[str, Embedding | Failure]
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
-    """Vectors that pair indices refer to: image embeddings, or aggregated templates."""
-    x, ok = _matrix(embeddings, [im.key for im in protocol.images])
+def _identification(
+    protocol: IdentificationProtocol,
+    emb: EmbeddingResults,
+    protocol_files: Sequence[str | os.PathLike[str]],
+    started: str,
+) -> tuple[EvaluationResult, float]:
+    """Score a 1:N protocol and evaluate it; (result, time scoring ended)."""
+    matrices = _comparison.score_identification(protocol, emb)
+    t_score = time.perf_counter()
+    ident, table, failures = evaluate_identification(protocol, matrices)
+    kinds = [getattr(emb.get(im.key), "kind", None) for im in protocol.images]
+    failures = dataclasses.replace(
+        failures,
+        images=len(protocol.images),
+        images_no_face=kinds.count("no_face"),
+        images_error=kinds.count("error"),
+    )
+    settings = dict(emb.settings)
+    result = EvaluationResult(
+        protocol=protocol.name,
+        model=emb.model,
+        settings=settings,
+        scores=table,
+        failures=failures,
+        verification=None,
+        identification=ident,
+        provenance={
+            "models": model_provenance(emb.model, settings),
+            "dataset": {"files": [file_entry(p) for p in protocol_files]},
+            "software": software_versions(),
+            "created": started,
+        },
+    )
+    return result, t_score
+
+
+def _record_run(
+    result: EvaluationResult,
+    protocols: Sequence[AnyProtocol],
+    images: Sequence[ImageRef],
+    image_digest: ImageDigestMethod,
+    emb: EmbeddingResults,
+    cache: EmbeddingCache | None,
+    workers: int | None,
+    dask: Any,
+) -> None:
+    """Add the image-list digest, the protocols and the execution details to the provenance."""
+    result.provenance["dataset"]["images"] = image_list_digest(images, image_digest)
+    result.provenance["dataset"]["protocols"] = [
+        {
+            "name": p.name,
+            "comparisons": len(p) if isinstance(p, VerificationProtocol) else None,
+            "images": len(p.images),
+        }
+        for p in protocols
+    ]
+    result.provenance["execution"] = {
+        "workers": workers,
+        "dask": dask if dask is None or isinstance(dask, str) else type(dask).__name__,
+        "embedding": dict(emb.stats),
+        "pipeline_work": dict(emb.work),
+        "cache": None
+        if cache is None
+        else {"path": str(cache.path), "hits": cache.hits, "misses": cache.misses, "writes": cache.writes},
+    }
+
+
+def _unit_ok(protocol: AnyProtocol, emb: EmbeddingResults) -> npt.NDArray[np.bool_]:
+    img_ok = np.array([isinstance(emb.get(im.key), Embedding) for im in protocol.images], dtype=bool)
     t = protocol.templates
     if t is None:
-        return x, ok
-    return aggregate_templates(x, t.image, t.template, t.media, n_templates=len(t), valid=ok)
+        return img_ok
+    ok = np.zeros(len(t), dtype=bool)
+    np.logical_or.at(ok, t.template, img_ok[t.image])
+    return ok
 
 
-def score_protocol(
-    protocol: VerificationProtocol, embeddings: Mapping[str, Embedding | Failure]
-) -> npt.NDArray[np.float64]:
-    """Cosine similarity of each pair, float64 (P,); NaN where a side failed to acquire.
+def _protocol_failures(
+    protocol: VerificationProtocol, emb: EmbeddingResults, scores: npt.NDArray[np.float64]
+) -> FailureCounts:
+    """Failures per comparison, per image, per template, and per side when the sides are disjoint."""
+    ok = _unit_ok(protocol, emb)
+    refs = np.unique(protocol.a)
+    probes = np.unique(protocol.b)
+    disjoint = not np.intersect1d(refs, probes).size
+    used = np.union1d(refs, probes)
+    kinds = [getattr(emb.get(im.key), "kind", None) for im in protocol.images]
+    nan = np.isnan(scores)
+    templates = protocol.templates is not None
+    return FailureCounts(
+        comparisons=len(protocol),
+        failed_mated=int(np.count_nonzero(nan & protocol.mated)),
+        failed_nonmated=int(np.count_nonzero(nan & ~protocol.mated)),
+        unit="template" if templates else "image",
+        images=len(protocol.images),
+        images_no_face=kinds.count("no_face"),
+        images_error=kinds.count("error"),
+        references=int(refs.size) if disjoint else None,
+        references_failed=int((~ok[refs]).sum()) if disjoint else None,
+        probes=int(probes.size) if disjoint else None,
+        probes_failed=int((~ok[probes]).sum()) if disjoint else None,
+        templates=int(used.size) if templates else None,
+        templates_failed=int((~ok[used]).sum()) if templates else None,
+    )
 
-    For template protocols (``protocol.templates`` set) image embeddings are first aggregated
-    per template (:func:`aggregate_templates`); a template without any acquired image is a
-    failure to acquire.
-    """
-    x, ok = _side_vectors(protocol, embeddings)
-    p = len(protocol)
-    scores = np.full(p, np.nan, dtype=np.float64)
-    for s in range(0, p, _SCORE_BLOCK):
-        a = protocol.a[s : s + _SCORE_BLOCK]
-        b = protocol.b[s : s + _SCORE_BLOCK]
-        both = ok[a] & ok[b]
-        va = x[a[both]].astype(np.float64)
-        vb = x[b[both]].astype(np.float64)
-        block = scores[s : s + _SCORE_BLOCK]
-        block[both] = np.clip(np.einsum("ij,ij->i", va, vb), -1.0, 1.0)
-    return scores
 
-
-def score_identification(
-    protocol: IdentificationProtocol, embeddings: Mapping[str, Embedding | Failure]
-) -> dict[str, npt.NDArray[np.float64]]:
-    """Gallery name → float64 (n_probes, n_gallery) cosine similarities of each probe template
-    against each gallery template; NaN rows/columns for templates without any acquired image."""
-    x, ok = _side_vectors(protocol, embeddings)
-    probes = x[protocol.probes].astype(np.float64)
-    pok = ok[protocol.probes]
-    out: dict[str, npt.NDArray[np.float64]] = {}
-    for name, g in protocol.galleries.items():
-        gal = x[g].astype(np.float64)
-        gok = ok[g]
-        m = np.full((len(probes), len(g)), np.nan)
-        m[np.ix_(pok, gok)] = np.clip(probes[pok] @ gal[gok].T, -1.0, 1.0)
-        out[name] = m
-    return out
+def _union_images(protocols: Sequence[AnyProtocol]) -> list[ImageRef]:
+    seen: dict[str, ImageRef] = {}
+    for p in protocols:
+        for im in p.images:
+            prev = seen.setdefault(im.key, im)
+            if prev is not im and (prev.path != im.path or prev.data != im.data):
+                raise ConfigurationError(f"two protocols name different images {im.key!r}")
+    return list(seen.values())

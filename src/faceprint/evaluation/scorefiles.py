@@ -25,6 +25,7 @@ import io
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +34,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConfigurationError, DataFormatError
-from .protocols import VerificationProtocol, _parse_bool
+from .protocols import VerificationProtocol
+from .protocols.csvfile import _parse_bool
 
 __all__ = ["ScoreTable", "ScoreFormat", "SCORE_FORMATS", "write_scores", "read_scores", "CSV_COLUMNS"]
 
@@ -86,16 +88,28 @@ class ScoreTable:
         return int(self.score.shape[0])
 
     @property
-    def genuine(self) -> npt.NDArray[np.float64]:
+    def mated_scores(self) -> npt.NDArray[np.float64]:
         """Scores of mated comparisons (NaN dropped)."""
         s = self.score[self.mated]
         return s[~np.isnan(s)]
 
     @property
-    def impostor(self) -> npt.NDArray[np.float64]:
+    def nonmated_scores(self) -> npt.NDArray[np.float64]:
         """Scores of non-mated comparisons (NaN dropped)."""
         s = self.score[~self.mated]
         return s[~np.isnan(s)]
+
+    @property
+    def genuine(self) -> npt.NDArray[np.float64]:
+        """Deprecated name of :attr:`mated_scores` (ISO/IEC 19795-1 says mated)."""
+        warnings.warn("ScoreTable.genuine is deprecated; use mated_scores", DeprecationWarning, stacklevel=2)
+        return self.mated_scores
+
+    @property
+    def impostor(self) -> npt.NDArray[np.float64]:
+        """Deprecated name of :attr:`nonmated_scores` (ISO/IEC 19795-1 says non-mated)."""
+        warnings.warn("ScoreTable.impostor is deprecated; use nonmated_scores", DeprecationWarning, stacklevel=2)
+        return self.nonmated_scores
 
     def dropna(self) -> ScoreTable:
         """The rows whose score is not NaN (comparisons where both sides acquired a face)."""
