@@ -40,6 +40,7 @@ __all__ = [
     "ServiceUnavailableError",
     "ServiceTimeoutError",
     "APIKeyNotFoundError",
+    "APIKeyRevokedError",
     "GalleryError",
     "SubjectNotFoundError",
     "SubjectExistsError",
@@ -203,6 +204,10 @@ class ServiceTimeoutError(ServiceError, TimeoutError):
 
 class APIKeyNotFoundError(ServiceError, LookupError):
     """No API key has that id (``faceprint keys revoke``)."""
+
+
+class APIKeyRevokedError(AuthenticationError):
+    """The API key was revoked (HTTP 401). Only said to a caller who sent the key's right secret."""
 
 
 # --- gallery (1:N) -------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def run(
         Path | None,
         typer.Option(
             help="lfw: pairs file or folder holding pairs.txt (View 2) or pairsDevTrain.txt + pairsDevTest.txt "
-            "(View 1); csv: the protocol CSV (image_a,image_b,mated[,fold][,group])."
+            "(View 1); csv: the protocol CSV (columns image_a, image_b, mated, and optionally fold, group)."
         ),
     ] = None,
     labels: Annotated[
