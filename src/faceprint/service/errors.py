@@ -118,8 +118,10 @@ def error_headers(exc: BaseException, status: int) -> dict[str, str]:
 def faceprint_error_response(exc: E.FaceprintError, request: Request | None) -> JSONResponse:
     spec = problem_spec(exc)
     detail = _detail(exc)
-    if spec.status >= 500 and not isinstance(exc, E.ServiceError):
+    said_safely = isinstance(exc, E.ServiceError) or (isinstance(exc, E.CorruptStoreError) and exc.path is None)
+    if spec.status >= 500 and not said_safely:
         # server-side trouble (models, gallery storage): its message may name server paths
+        # (a damaged gallery is re-raised by the gallery manager with its name only, and said)
         log.error("%s in %s: %s", type(exc).__name__, request.url.path if request else "-", exc)
         detail = "the server could not complete the request; the error was logged"
     return problem_response(
