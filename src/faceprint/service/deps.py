@@ -154,10 +154,11 @@ async def authenticated_key(
                 )
             raise AuthenticationError(MALFORMED_KEY)
         assert token is not None
-        key = state.auth.cached(token)
-        if key is None:
-            key = await anyio.to_thread.run_sync(state.auth.slow_verify, token, client)
-        state.auth.charge(key)
+        auth = state.auth
+        # in a thread, even the cached check: it reads the key's row (revocations apply at once),
+        # and SQLite may wait on a writer's lock; the event loop must never wait on a disk
+        key = await anyio.to_thread.run_sync(lambda: auth.cached(token) or auth.slow_verify(token, client))
+        auth.charge(key)
     except RateLimitError:
         state.metrics.rate_limited.inc()
         raise
