@@ -315,3 +315,20 @@ def test_a_key_store_damaged_while_serving_answers_corrupt_store(make_client: An
     settings.keys_db.write_bytes(b"garbage" * 1000)
     r = client.get("/v1/galleries", headers=keys.header(keys.recognize))
     assert r.status_code == 500 and r.json()["code"] == "corrupt_store" and "Traceback" not in r.text
+
+
+def test_galleries_that_keep_photos_store_them_with_the_faces_the_workers_found(make_client: Any) -> None:
+    """Enrolment runs no model in the server process, also when the gallery keeps the photos."""
+    client, keys, settings = make_client()
+    r = client.post("/v1/galleries", json={"name": "kept", "keep_source_images": True}, headers=keys.header(keys.admin))
+    assert r.status_code == 201 and r.json()["keep_source_images"] is True
+    enrolled = _enrol(client, keys.enroll, "kept", "obama", OBAMA, OBAMA_SMALL)
+    assert enrolled.status_code == 201 and enrolled.json()["added"] == 2, enrolled.text
+    g = client.app.state.faceprint.galleries.get("kept")
+    stored = [g.source_image_path(t) for t in g.templates("obama")]
+    assert sorted(p.read_bytes() for p in stored) == sorted([photo(*OBAMA), photo(*OBAMA_SMALL)])
+    assert g.settings.pipeline["detector"] == settings.detector and g.settings.pipeline["embedder"] == settings.embedder
+    who = client.post(
+        "/v1/galleries/kept/identify", files={"image": photo(*OBAMA2)}, headers=keys.header(keys.recognize)
+    )
+    assert who.json()["identified"] == "obama"
