@@ -245,7 +245,7 @@ class CorruptStoreError(GalleryError, OSError):
 
     ``path`` names the file. Other galleries keep working; a broken gallery can be listed as
     broken and removed. The CLI exits with code 7 (``EXIT_CORRUPT_STORE``); the service answers
-    with the problem type ``corrupt-store``.
+    with the problem code ``corrupt_store`` (type ``urn:faceprint:problem:corrupt_store``).
     """
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
