@@ -14,11 +14,17 @@ concurrency budget:
   onnxruntime embedder).
 
 Both sides are warmed up before timing. The figure of merit is the overhead factor
-``library throughput / service throughput`` (target ≤ 1.15). Zero errors are required.
+``library throughput / service throughput`` (target ≤ 1.15). Zero errors are required. Each
+client has its own API key (the service keeps one key from taking every worker).
+
+With ``--faceless K``, the service side runs a second time while K more clients, with another
+key, keep sending a blank 1000×1000 PNG to ``/v1/detect`` (the detector's worst case): the
+verify latency with and without that traffic, same run, shows what the face-less images cost
+the others.
 
 Usage::
 
-    nice -n 10 python benchmarks/bench_service.py [--requests 500] [--clients 8] [--workers 0]
+    nice -n 10 python benchmarks/bench_service.py [--requests 500] [--clients 8] [--workers 0] [--faceless 0]
 """
 
 from __future__ import annotations
@@ -76,10 +82,11 @@ def percentile(xs: list[float], q: float) -> float:
     return s[k]
 
 
-def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(data_dir: Path, workers: int, n_keys: int) -> tuple[subprocess.Popen[bytes], str, list[str]]:
     from faceprint.service.auth import KeyStore
 
-    _, token = KeyStore(data_dir / "keys.sqlite").create("recognize", label="bench")
+    store = KeyStore(data_dir / "keys.sqlite")
+    tokens = [store.create("recognize", label=f"bench {i}")[1] for i in range(n_keys)]
     port = free_port()
     env = {**os.environ, "FACEPRINT_RATE_LIMIT_PER_S": "100000", "FACEPRINT_RATE_LIMIT_BURST": "100000"}
     proc = subprocess.Popen(
@@ -106,7 +113,7 @@ def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes],
             raise SystemExit(f"server exited with {proc.returncode}")
         try:
             if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return proc, url, token
+                return proc, url, tokens
         except httpx.TransportError:
             pass
         time.sleep(0.25)
@@ -130,17 +137,38 @@ def multipart(a: bytes, b: bytes) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-async def run_clients(url: str, token: str, jobs: list[tuple[bytes, bytes]], clients: int, timeout: float):
+def blank_png(size: int = 1000) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), "white").save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def run_clients(
+    url: str,
+    tokens: list[str],
+    jobs: list[tuple[bytes, bytes]],
+    clients: int,
+    timeout: float,
+    faceless: tuple[str, int] | None = None,
+):
+    """``clients`` verify clients (client i uses ``tokens[i]``); with ``faceless=(token, k)``, k more
+    clients send blank PNGs to /v1/detect until the verify clients are done (their status codes
+    are returned as the fifth value)."""
     bodies = [multipart(a, b) for a, b in jobs]
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    ctype = f"multipart/form-data; boundary={BOUNDARY}"
     latencies: list[float] = []
     errors: list[str] = []
     matches = 0
     it = iter(range(len(jobs)))
     lock = asyncio.Lock()
 
-    async def client() -> None:
+    async def client(token: str) -> None:
         nonlocal matches
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": ctype}
         async with httpx.AsyncClient(base_url=url, timeout=timeout, headers=headers) as c:
             while True:
                 async with lock:
@@ -160,9 +188,28 @@ async def run_clients(url: str, token: str, jobs: list[tuple[bytes, bytes]], cli
                 elif body["match"]:
                     matches += 1
 
+    done = asyncio.Event()
+    heavy: list[int] = []
+
+    async def blank_client(token: str) -> None:
+        body = blank_png()
+        async with httpx.AsyncClient(base_url=url, timeout=timeout, headers={"X-API-Key": token}) as c:
+            while not done.is_set():
+                try:
+                    r = await c.post("/v1/detect", files={"image": ("blank.png", body, "image/png")})
+                    heavy.append(r.status_code)
+                except httpx.TimeoutException:
+                    heavy.append(0)
+
+    extra = [asyncio.ensure_future(blank_client(faceless[0])) for _ in range(faceless[1])] if faceless else []
+    if extra:
+        await asyncio.sleep(1.0)  # the face-less images are being worked on before the clock starts
     t0 = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return time.perf_counter() - t0, latencies, errors, matches
+    await asyncio.gather(*(client(tokens[i % len(tokens)]) for i in range(clients)))
+    wall = time.perf_counter() - t0
+    done.set()
+    await asyncio.gather(*extra)
+    return wall, latencies, errors, matches, heavy
 
 
 def run_library(pipes: list, jobs: list[tuple[bytes, bytes]]) -> tuple[float, list[float], int]:
@@ -195,6 +242,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=0, help="inference threads on both sides (0: one per core)")
     ap.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
+    ap.add_argument("--faceless", type=int, default=0, help="clients sending blank PNGs in a second service run")
     args = ap.parse_args()
     n = min(max(args.requests, 1), 5000)
 
@@ -216,10 +264,14 @@ def main() -> int:
 
     # service side
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url, token = start_server(Path(tmp), workers)
+        proc, url, tokens = start_server(Path(tmp), workers, args.clients + 1)
         try:
-            asyncio.run(run_clients(url, token, warm, args.clients, args.timeout))
-            wall, lat, errors, matches = asyncio.run(run_clients(url, token, jobs, args.clients, args.timeout))
+            asyncio.run(run_clients(url, tokens[:-1], warm, args.clients, args.timeout))
+            wall, lat, errors, matches, _ = asyncio.run(run_clients(url, tokens[:-1], jobs, args.clients, args.timeout))
+            if args.faceless:
+                mixed = asyncio.run(
+                    run_clients(url, tokens[:-1], jobs, args.clients, args.timeout, (tokens[-1], args.faceless))
+                )
         finally:
             proc.terminate()
             proc.wait(30)
@@ -242,10 +294,12 @@ def main() -> int:
         "",
         f"Run {date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores (shared; load average "
         f"{load:.1f} at the end), Python {platform.python_version()}:",
-        f"`nice -n 10 python benchmarks/bench_service.py --requests {n} --clients {args.clients}`",
+        f"`nice -n 10 python benchmarks/bench_service.py --requests {n} --clients {args.clients}"
+        + (f" --faceless {args.faceless}`" if args.faceless else "`"),
         "",
-        f"`POST /v1/verify` through `faceprint serve --workers {workers}` on loopback uvicorn, {args.clients} "
-        "concurrent clients (asyncio + httpx, multipart upload of two LFW View 1 pairsDevTest JPEGs, pre-encoded; "
+        f"`POST /v1/verify` through `faceprint serve --workers {workers}` (worker processes) on loopback uvicorn, "
+        f"{args.clients} concurrent clients (one API key each; asyncio + httpx, multipart upload of two LFW View 1 "
+        "pairsDevTest JPEGs, pre-encoded; "
         f"API key auth), against `FacePipeline.verify(bytes_a, bytes_b)` on {workers} threads with the service's "
         f"own pipeline set-up, same pairs, same run. Decisions: {same} ({matches} matches of {n}).",
         "",
@@ -256,6 +310,19 @@ def main() -> int:
         "",
         f"Overhead factor (library throughput / service throughput): **{overhead:.3f}×** (target ≤ 1.15×).",
     ]
+    if args.faceless:
+        m_wall, m_lat, m_errors, _, heavy = mixed
+        codes = {c: heavy.count(c) for c in sorted(set(heavy))}
+        report += [
+            "",
+            f"With {args.faceless} more clients (one other key) sending a blank 1000×1000 PNG to `/v1/detect` "
+            f"throughout, same run: {len(m_lat)} verify requests, {len(m_errors)} errors, "
+            f"{len(m_lat) / m_wall:.2f} requests/s, p50 {1000 * statistics.median(m_lat):.0f} ms, "
+            f"p99 {1000 * percentile(m_lat, 99):.0f} ms; face-less answers by status: {codes}.",
+            f"Verify p50 latency with face-less traffic / without: "
+            f"**{statistics.median(m_lat) / statistics.median(lat):.2f}×**.",
+        ]
+        errors = errors + m_errors
     sys.stdout.write("\n".join(report) + "\n")
     if errors:
         sys.stderr.write(f"errors: {errors[:10]}\n")

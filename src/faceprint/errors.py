@@ -41,6 +41,7 @@ __all__ = [
     "ServiceUnavailableError",
     "ServiceTimeoutError",
     "APIKeyNotFoundError",
+    "APIKeyRevokedError",
     "GalleryError",
     "SubjectNotFoundError",
     "SubjectExistsError",
@@ -210,6 +211,10 @@ class APIKeyNotFoundError(ServiceError, LookupError):
     """No API key has that id (``faceprint keys revoke``)."""
 
 
+class APIKeyRevokedError(AuthenticationError):
+    """The API key was revoked (HTTP 401). Only said to a caller who sent the key's right secret."""
+
+
 # --- gallery (1:N) -------------------------------------------------------------------------
 
 
@@ -245,7 +250,7 @@ class CorruptStoreError(GalleryError, OSError):
 
     ``path`` names the file. Other galleries keep working; a broken gallery can be listed as
     broken and removed. The CLI exits with code 7 (``EXIT_CORRUPT_STORE``); the service answers
-    with the problem type ``corrupt-store``.
+    with the problem code ``corrupt_store`` (type ``urn:faceprint:problem:corrupt_store``).
     """
 
     def __init__(self, message: str, *, path: str | None = None) -> None:

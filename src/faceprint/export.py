@@ -24,7 +24,7 @@ from .errors import (
 )
 from .pipeline import ImageResult
 
-__all__ = ["EmbeddingWriter", "EmbeddingTable", "read_embeddings"]
+__all__ = ["EmbeddingWriter", "EmbeddingTable", "check_output_path", "read_embeddings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,25 +43,38 @@ class EmbeddingTable:
         return int(self.embeddings.shape[0])
 
 
-class EmbeddingWriter:
-    """Collects :class:`ImageResult` rows and writes them on :meth:`close`."""
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path if it can take an embeddings file (.npz, or .parquet with pyarrow installed)
+    in an existing folder; :class:`ConfigurationError` otherwise. Cheap: call it before slow work."""
+    p = Path(path)
+    fmt = p.suffix.lower().lstrip(".")
+    if fmt not in ("npz", "parquet"):
+        raise ConfigurationError(f"output must end in .npz or .parquet, got {p.name!r}")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise BackendUnavailableError("writing .parquet needs pyarrow: pip install 'faceprint[parquet]'") from exc
+    if not p.parent.is_dir():
+        raise ConfigurationError(f"output folder {p.parent} does not exist")
+    if p.is_dir():
+        raise ConfigurationError(f"output {p} is a folder; give a file name ending in .npz or .parquet")
+    return p
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+
+class EmbeddingWriter:
+    """Collects :class:`ImageResult` rows and writes them on :meth:`close`.
+
+    ``model`` (``model_id@version``) and ``dim`` describe the embedder, so that a file without
+    any face (every image face-less) is still a valid file of that model, with 0 rows.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, model: str | None = None, dim: int | None = None) -> None:
+        self.path = check_output_path(path)
         self.format = self.path.suffix.lower().lstrip(".")
-        if self.format not in ("npz", "parquet"):
-            raise ConfigurationError(f"output must end in .npz or .parquet, got {self.path.name!r}")
-        if self.format == "parquet":
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError as exc:
-                raise BackendUnavailableError(
-                    "writing .parquet needs pyarrow: pip install 'faceprint[parquet]'"
-                ) from exc
-        if not self.path.parent.exists():
-            raise ConfigurationError(f"output folder {self.path.parent} does not exist")
         self._rows: list[tuple[str, int, list[float], float, Any, npt.NDArray[np.float32]]] = []
-        self._model: str | None = None
+        self._model: str | None = model
+        self._dim = dim
         self.images = 0
         self.images_without_face = 0
 
@@ -83,14 +96,15 @@ class EmbeddingWriter:
             )
 
     def close(self) -> dict[str, Any]:
-        dim = self._rows[0][5].shape[0] if self._rows else 0
-        table = EmbeddingTable(
+        n = len(self._rows)
+        dim = self._rows[0][5].shape[0] if self._rows else (self._dim or 0)
+        table = EmbeddingTable(  # reshape(n, ...): a file without faces is valid too, with 0 rows
             paths=np.array([r[0] for r in self._rows], dtype=np.str_),
             face_index=np.array([r[1] for r in self._rows], dtype=np.int32),
-            bboxes=np.array([r[2] for r in self._rows], dtype=np.float32).reshape(-1, 4),
+            bboxes=np.array([r[2] for r in self._rows], dtype=np.float32).reshape(n, 4),
             scores=np.array([r[3] for r in self._rows], dtype=np.float32),
-            landmarks=np.array([r[4] for r in self._rows], dtype=np.float32).reshape(-1, 5, 2),
-            embeddings=np.array([r[5] for r in self._rows], dtype=np.float32).reshape(-1, dim),
+            landmarks=np.array([r[4] for r in self._rows], dtype=np.float32).reshape(n, 5, 2),
+            embeddings=np.array([r[5] for r in self._rows], dtype=np.float32).reshape(n, dim),
             model=self._model or "",
         )
         fd, tmp = tempfile.mkstemp(prefix=".faceprint-", suffix="." + self.format, dir=self.path.parent)
@@ -145,7 +159,7 @@ def _write_parquet(path: str, t: EmbeddingTable) -> None:
             else pa.array([], pa.list_(pa.float32())),
         }
     )
-    table = table.replace_schema_metadata({"faceprint.model": t.model})
+    table = table.replace_schema_metadata({"faceprint.model": t.model, "faceprint.dim": str(t.embeddings.shape[1])})
     pq.write_table(table, path)
 
 
@@ -170,8 +184,9 @@ def read_embeddings(path: str | os.PathLike[str]) -> EmbeddingTable:
 
             tb = pq.read_table(p)
             n = tb.num_rows
-            emb = np.array(tb.column("embedding").to_pylist(), dtype=np.float32).reshape(n, -1)
             meta = tb.schema.metadata or {}
+            emb = np.array(tb.column("embedding").to_pylist(), dtype=np.float32)
+            emb = emb.reshape(n, -1) if n else emb.reshape(0, int(meta.get(b"faceprint.dim", b"0")))
             return EmbeddingTable(
                 np.array(tb.column("path").to_pylist(), dtype=np.str_),
                 np.array(tb.column("face_index").to_pylist(), dtype=np.int32),

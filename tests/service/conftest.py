@@ -127,13 +127,16 @@ class LiveServer:
         return int(self.proc.returncode)
 
 
-def start_server(root: Path, *, env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
-    """``python -m faceprint serve`` on a free loopback port, TMPDIR pointed at a fresh folder."""
+def start_server(
+    root: Path, *, env: dict[str, str] | None = None, workers: int = 1, keys: Keys | None = None
+) -> LiveServer:
+    """``python -m faceprint serve`` on a free loopback port, TMPDIR pointed at ``root/tmp``.
+    ``keys``: a restart on the data dir of an earlier server, whose keys they are."""
     data_dir = root / "data"
     tmp_dir = root / "tmp"
-    data_dir.mkdir(parents=True)
-    tmp_dir.mkdir()
-    keys = make_keys(data_dir / "keys.sqlite")
+    data_dir.mkdir(parents=True, exist_ok=keys is not None)
+    tmp_dir.mkdir(exist_ok=keys is not None)
+    keys = keys or make_keys(data_dir / "keys.sqlite")
     port = free_port()
     log_path = root / "server.log"
     full_env = {**os.environ, "TMPDIR": str(tmp_dir), "PYTHONUNBUFFERED": "1", **(env or {})}

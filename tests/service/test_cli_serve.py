@@ -59,3 +59,18 @@ def test_loopback_detection_for_the_bind_warning() -> None:
         assert _is_loopback(host)
     for host in ("0.0.0.0", "::", "192.168.1.4", "example.org"):
         assert not _is_loopback(host)
+
+
+def test_a_damaged_key_store_ends_serve_and_keys_with_exit_7_and_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "keys.sqlite").write_bytes(b"not a database " * 200)  # e.g. overwritten or truncated
+    for args in (["serve", "--data-dir", str(data)], ["keys", "list", "--data-dir", str(data)]):
+        assert main(args) == 7, args
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "key store" in lines[0] and "damaged" in lines[0], err
+    assert main(["keys", "list", "--data-dir", str(data), "--json"]) == 7
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "corrupt_store"

@@ -74,7 +74,7 @@ def test_enrol_identify_verify_and_remove(make_client: Any) -> None:
     # the audit log: who did what to which subject, never image data or secrets
     from faceprint.service.audit import AuditLog
 
-    events = AuditLog(settings.audit_log).read()
+    events = [e for e in AuditLog(settings.audit_log).read() if e["action"] not in ("identify", "verify")]
     assert [e["action"] for e in events] == ["gallery_create", "enrol", "enrol", "subject_delete", "gallery_delete"]
     enrol = events[1]
     assert enrol["key_id"] == keys.enroll.split("_")[1] and enrol["gallery"] == "alpha" and enrol["subject"] == "obama"

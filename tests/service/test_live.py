@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +28,8 @@ def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
                 try:
                     st = p.stat()
                 except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):  # e.g. the socket of the inference workers' forkserver
                     continue
                 out[str(p)] = (st.st_size, st.st_mtime_ns)
     return out
@@ -128,6 +131,8 @@ def test_verify_and_identify_write_nothing_to_disk(live_server: LiveServer) -> N
     for path, (size, mtime) in after.items():
         if path.endswith("-shm"):  # SQLite's shared-memory index: readers touch it by design
             continue
+        if path.endswith("audit.jsonl"):  # searches are audited (who, when, outcome: no image data)
+            continue
         assert (size, mtime) == before[path], path
     probes = [big[len(big) // 2 : len(big) // 2 + 64], photo(*BIDEN)[5000:5064]]
     for path in after:
@@ -172,3 +177,113 @@ def test_shutdown_finishes_the_enrolment_in_flight(tmp_path: Path) -> None:
     events = [json.loads(x) for x in (server.data_dir / "audit.jsonl").read_text().splitlines()]
     assert events[-1]["action"] == "enrol" and events[-1]["outcome"] == "ok" and events[-1]["templates"] == 3
     assert "Finished server process" in server.log()
+
+
+def _blank_png(size: int = 1000) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), "white").save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_face_less_images_do_not_starve_normal_traffic(tmp_path: Path) -> None:
+    """A blank 1000×1000 PNG sends the detector through every fallback (seconds of work with the
+    GIL held). Four of them at once, from one key, while another key verifies photos and a probe
+    polls /healthz: health answers every time within its timeout, the normal requests all
+    succeed, and the face-less ones end (200, or 504 once their time is up and their worker was
+    stopped) instead of stalling the server. Counts, not timings, are asserted; the latency
+    ratio is printed for information."""
+    import statistics
+    import threading
+
+    server = start_server(tmp_path, workers=2, env={"FACEPRINT_INFERENCE_TIMEOUT_S": "10"})
+    try:
+        url = server.url
+        normal = Keys.header(server.keys.recognize)
+        heavy = Keys.header(server.keys.enroll)
+        pair = {"image_a": photo(*OBAMA_SMALL), "image_b": photo(*OBAMA2)}
+
+        def verify_once() -> tuple[int, float]:
+            t = time.perf_counter()
+            r = httpx.post(url + "/v1/verify", files=pair, headers=normal, timeout=60)
+            return r.status_code, time.perf_counter() - t
+
+        baseline = [verify_once() for _ in range(3)]
+        assert all(code == 200 for code, _ in baseline), baseline
+        stop = threading.Event()
+        health: list[object] = []
+
+        def probe() -> None:
+            while not stop.is_set():
+                try:
+                    health.append(httpx.get(url + "/healthz", timeout=2).status_code)
+                except httpx.TimeoutException:
+                    health.append("timeout")
+                time.sleep(0.25)
+
+        blank = _blank_png()
+        prober = threading.Thread(target=probe)
+        prober.start()
+        with ThreadPoolExecutor(4) as ex:
+            attacks = [
+                ex.submit(lambda: httpx.post(url + "/v1/detect", files={"image": blank}, headers=heavy, timeout=90))
+                for _ in range(4)
+            ]
+            time.sleep(1.0)  # the face-less images are being worked on
+            loaded = [verify_once() for _ in range(8)]
+            heavy_codes = [f.result().status_code for f in attacks]
+        stop.set()
+        prober.join()
+        ratio = statistics.median(t for _, t in loaded) / statistics.median(t for _, t in baseline)
+        print(f"verify latency under load / alone: {ratio:.2f}x; face-less answers {heavy_codes}; {len(health)} probes")
+        assert health and all(code == 200 for code in health), health
+        assert [code for code, _ in loaded] == [200] * len(loaded), loaded
+        assert set(heavy_codes) <= {200, 504}, heavy_codes
+        assert httpx.get(url + "/readyz", timeout=5).status_code == 200
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_decrypted_templates_do_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    """kill -9 leaves the decrypted RAM copy behind; the next start removes it."""
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    env = {"FACEPRINT_TEMPLATE_KEY": os.urandom(32).hex(), "FACEPRINT_RAM_DIR": str(ram)}
+    server = start_server(tmp_path, env=env)
+    try:
+        h = Keys.header(server.keys.admin)
+        assert httpx.post(server.url + "/v1/galleries", json={"name": "g"}, headers=h).status_code == 201
+        r = httpx.post(
+            server.url + "/v1/galleries/g/subjects/obama/templates",
+            files={"images": photo(*OBAMA)},
+            headers=Keys.header(server.keys.enroll),
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        work = [p for p in ram.iterdir() if p.name.startswith("faceprint-galleries-")]
+        assert len(work) == 1 and (work[0].stat().st_mode & 0o777) == 0o700
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+        assert work[0].exists()  # what a crash leaves: decrypted templates in RAM
+        again = start_server(tmp_path, env=env, keys=server.keys)
+        try:
+            assert not work[0].exists()
+            now = [p for p in ram.iterdir() if p.name.startswith("faceprint-galleries-")]
+            assert len(now) == 1 and now != work
+            who = httpx.post(
+                again.url + "/v1/galleries/g/identify",
+                files={"image": photo(*OBAMA2)},
+                headers=Keys.header(again.keys.recognize),
+                timeout=60,
+            )
+            assert who.status_code == 200 and who.json()["identified"] == "obama"
+        finally:
+            again.stop()
+        assert not any(p.name.startswith("faceprint-galleries-") for p in ram.iterdir())  # a clean stop
+    finally:
+        server.stop()

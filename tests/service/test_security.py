@@ -74,22 +74,31 @@ def test_keys_are_stored_only_as_salted_hashes(tmp_path: Any) -> None:
         store.verify(tok1[:-1] + ("A" if tok1[-1] != "A" else "B"))
 
 
-def test_guessing_secrets_is_rate_limited_per_key_id(tmp_path: Any) -> None:
+def test_guessing_secrets_is_rate_limited_per_client_address_and_secret(tmp_path: Any) -> None:
     store = KeyStore(tmp_path / "keys.sqlite")
     rec, tok = store.create("recognize")
     auth = Authenticator(store, rate_per_s=100, burst=100, failures_per_minute=3)
-    wrong = f"fp_{rec.id}_" + "C" * 43
-    for _ in range(3):
+    for i in range(3):
         with pytest.raises(E.AuthenticationError):
-            auth.slow_verify(wrong)
+            auth.slow_verify(f"fp_{rec.id}_" + str(i) * 43, "10.0.0.1")
     with pytest.raises(E.RateLimitError) as info:
-        auth.slow_verify(wrong)
+        auth.slow_verify(f"fp_{rec.id}_" + "C" * 43, "10.0.0.1")
     assert info.value.retry_after and info.value.retry_after >= 1
-    # a legitimate client whose key is cached is not locked out by someone guessing
+    # the key itself is not locked: its owner, elsewhere, gets in (and is cached)
+    assert auth.slow_verify(tok, "10.0.0.2").id == rec.id and auth.cached(tok) is not None
+    # one secret tried from many addresses is limited too
+    for i in range(3):
+        with pytest.raises(E.AuthenticationError):
+            auth.slow_verify(f"fp_{rec.id}_" + "D" * 43, f"10.1.0.{i}")
+    with pytest.raises(E.RateLimitError):
+        auth.slow_verify(f"fp_{rec.id}_" + "D" * 43, "10.1.0.9")
+    # a right key costs nothing from its address's budget
     auth2 = Authenticator(store, rate_per_s=100, burst=100, failures_per_minute=1)
-    assert auth2.slow_verify(tok).id == rec.id
+    for _ in range(3):
+        auth2.forget(rec.id)
+        assert auth2.slow_verify(tok, "10.0.0.3").id == rec.id
     with pytest.raises(E.AuthenticationError):
-        auth2.slow_verify(wrong)
+        auth2.slow_verify(f"fp_{rec.id}_" + "E" * 43, "10.0.0.3")
     assert auth2.cached(tok) is not None
 
 

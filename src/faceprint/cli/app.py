@@ -8,14 +8,27 @@ Exit codes: 0 success (and "match" for verify), 1 "no match", 2 usage error,
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 
 from .. import errors
-from .app_common import EXIT_BAD_INPUT, EXIT_CORRUPT_STORE, EXIT_MODEL, EXIT_NO_FACE, EXIT_OTHER, EXIT_USAGE
+from .app_common import (
+    EXIT_BAD_INPUT,
+    EXIT_CODE_NAMES,
+    EXIT_CORRUPT_STORE,
+    EXIT_MODEL,
+    EXIT_NO_FACE,
+    EXIT_NO_MATCH,
+    EXIT_OTHER,
+    EXIT_USAGE,
+)
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="faceprint",
@@ -73,26 +86,109 @@ def _click_exceptions() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+class _Watched:
+    """A text stream that remembers whether anything was written to it (and the last line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.written = False
+        self.last_line = ""
+
+    def write(self, text: str) -> int:
+        if text:
+            self.written = True
+            lines = [line for line in text.splitlines() if line.strip()]
+            if lines:
+                self.last_line = lines[-1]
+        return int(self._stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How a command ended when it did not succeed: exit code, stable error code, message."""
+
+    exit_code: int
+    code: str
+    message: str
+
+    def to_json(self) -> str:
+        return json.dumps({"error": {"code": self.code, "message": self.message, "exit_code": self.exit_code}})
+
+
+def error_code(exc: BaseException) -> str:
+    """The stable code of an error: the REST API's problem code for faceprint errors."""
+    if isinstance(exc, errors.FaceprintError):
+        from ..service.problems import problem_spec
+
+        return problem_spec(exc).code
+    if isinstance(exc, OSError):
+        return "file_error"
+    return "internal_error"
+
+
+def _wants_json(args: list[str]) -> bool:
+    head = args[: args.index("--")] if "--" in args else args
+    return "--json" in head
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def _run(args: list[str]) -> tuple[int, Failure | None]:
+    """Run the app; (exit code, the failure if any). Nothing escapes as a traceback."""
     try:
         # without standalone mode, click returns the code of a typer.Exit instead of raising it
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=args, standalone_mode=False)
     except errors.FaceprintError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        return exit_code_for(exc)
-    except FileNotFoundError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        return EXIT_BAD_INPUT
+        code = exit_code_for(exc)
+        return code, Failure(code, error_code(exc), str(exc))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        return EXIT_BAD_INPUT, Failure(EXIT_BAD_INPUT, error_code(exc), _os_message(exc))
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        return int(exc.exit_code), None
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        return 130
+        return 130, Failure(130, "aborted", "aborted")
     except _click_exceptions() as exc:  # usage errors: missing argument, unknown command…
-        exc.show()
-        return int(exc.exit_code)
-    return rv if isinstance(rv, int) else 0
+        usage: Any = exc
+        usage.show()
+        code = int(usage.exit_code)
+        return code, Failure(code, "usage_error", usage.format_message())
+    except OSError as exc:  # disk full, permission denied on an output…
+        return EXIT_OTHER, Failure(EXIT_OTHER, error_code(exc), _os_message(exc))
+    except Exception as exc:  # a bug: one line for the user, the traceback with -vv
+        log.debug("unexpected error", exc_info=exc)
+        message = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it with the output of -vv)"
+        return EXIT_OTHER, Failure(EXIT_OTHER, "internal_error", message)
+    return (rv if isinstance(rv, int) else 0), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code.
+
+    Every failure prints one ``error: ...`` line on stderr. With ``--json``, stdout also gets a
+    JSON object for every outcome: the command's own result, or
+    ``{"error": {"code", "message", "exit_code"}}`` when it failed before printing one.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    out, err = _Watched(sys.stdout), _Watched(sys.stderr)
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    try:
+        code, failure = _run(args)
+    finally:
+        sys.stdout, sys.stderr = out._stream, err._stream
+    if failure is not None and failure.code != "usage_error":  # click has shown usage errors itself
+        typer.echo(f"error: {failure.message}", err=True)
+    if _wants_json(args) and code not in (0, EXIT_NO_MATCH) and not out.written:
+        if failure is None:  # a command that ended with an exit code and said why on stderr only
+            failure = Failure(code, EXIT_CODE_NAMES.get(code, "error"), err.last_line or f"exit code {code}")
+        typer.echo(failure.to_json())
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

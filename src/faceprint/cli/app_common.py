@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import typer
 
 EXIT_NO_MATCH = 1
 EXIT_USAGE = 2
@@ -16,7 +19,25 @@ EXIT_MODEL = 5
 EXIT_OTHER = 6
 EXIT_CORRUPT_STORE = 7  # a gallery or key store file is damaged (errors.CorruptStoreError)
 
+#: The ``code`` of the ``--json`` error object for a command that ended with only an exit code.
+EXIT_CODE_NAMES = {
+    EXIT_NO_MATCH: "no_match",
+    EXIT_USAGE: "usage_error",
+    EXIT_BAD_INPUT: "bad_input",
+    EXIT_NO_FACE: "no_face",
+    EXIT_MODEL: "model_error",
+    EXIT_OTHER: "error",
+    EXIT_CORRUPT_STORE: "corrupt_store",
+}
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
+
+
+def finite_float(value: float | None) -> float | None:
+    """Option callback: refuse NaN and ±inf (``--threshold nan`` would silently never match)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
 
 
 def iter_images(inputs: Iterable[Path]) -> Iterator[Path]:

@@ -10,9 +10,19 @@ from typing import Annotated, Any
 
 import typer
 
+from ..errors import ConfigurationError, ImageError
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline, ImageResult, Selection
-from .app_common import EXIT_NO_MATCH, emit_error_line, iter_images, progress_bar
+from .app_common import (
+    EXIT_BAD_INPUT,
+    EXIT_NO_FACE,
+    EXIT_NO_MATCH,
+    IMAGE_SUFFIXES,
+    emit_error_line,
+    finite_float,
+    iter_images,
+    progress_bar,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +32,7 @@ UpsampleOpt = Annotated[
     int | None, typer.Option("--upsample", help="dlib detectors: times to double the image before detection.")
 ]
 MaxPixelsOpt = Annotated[
-    int, typer.Option("--max-pixels", help="Refuse images with more pixels than this (0: no limit).")
+    int, typer.Option("--max-pixels", help="Refuse images with more pixels than this (0: no limit).", min=0)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 DaskOpt = Annotated[
@@ -41,6 +51,16 @@ def _pipeline(detector: str, embedder: str, upsample: int | None, max_pixels: in
     return FacePipeline(detector, embedder, detector_options=det_opts, max_pixels=max_pixels or None)
 
 
+def _image_paths(inputs: list[Path]) -> list[Path]:
+    """The image files of the inputs (folders walked); a usage error when there are none."""
+    paths = list(iter_images(inputs))
+    if not paths:
+        raise ConfigurationError(
+            f"no images in {', '.join(map(str, inputs))} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    return paths
+
+
 def detect(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
     detector: DetectorOpt = DEFAULT_DETECTOR,
@@ -51,9 +71,10 @@ def detect(
     from ..io import load_image
     from ..registry import detectors
 
+    paths = _image_paths(images)
     det = detectors.create(detector, **({} if upsample is None else {"upsample": upsample}))
     failed = 0
-    for path in iter_images(images):
+    for path in paths:
         try:
             img = load_image(path, max_pixels=max_pixels or None)
             faces = det.detect(img)
@@ -85,11 +106,13 @@ def embed(
     json_out: JsonOpt = False,
 ) -> None:
     """Embed every face of every image and save embeddings with path, bbox, landmarks and model id."""
-    from ..export import EmbeddingWriter
+    from ..export import EmbeddingWriter, check_output_path
 
-    writer = EmbeddingWriter(output)  # checks the output path before any work
-    paths = list(iter_images(inputs))
+    check_output_path(output)  # before any work
+    paths = _image_paths(inputs)
     pipe = _pipeline(detector, embedder, upsample, max_pixels)
+    emb = pipe.embedder
+    writer = EmbeddingWriter(output, model=f"{emb.model_id}@{emb.model_version}", dim=emb.dim)
     failed: list[ImageResult] = []
     with progress_bar(len(paths), "embedding") as advance:
         for res in pipe.embed_many(
@@ -105,6 +128,8 @@ def embed(
                 emit_error_line(res.source, res.error)
             writer.add(res)
             advance(1)
+    if len(failed) == len(paths):  # nothing could be read: keep whatever the output file held
+        raise ImageError(f"none of the {len(paths)} images could be read; {output} was not written")
     summary = writer.close()
     summary["failed"] = len(failed)
     if json_out:
@@ -115,6 +140,11 @@ def embed(
             f"({summary['images_without_face']} without a face, {len(failed)} unreadable) → {output}",
             err=True,
         )
+    if failed:  # the file holds every readable image; the exit code says some were not
+        raise typer.Exit(code=EXIT_BAD_INPUT)
+    if not summary["faces"]:
+        typer.echo(f"no face found in any of the {summary['images']} images; {output} has 0 rows", err=True)
+        raise typer.Exit(code=EXIT_NO_FACE)
 
 
 def verify(
@@ -123,7 +153,9 @@ def verify(
     operating_point: Annotated[
         str, typer.Option("--operating-point", "-p", help="Calibrated threshold to use: 'fmr=0.001' or 'eer'.")
     ] = "fmr=0.001",
-    threshold: Annotated[float | None, typer.Option(help="Explicit cosine threshold (overrides -p).")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Explicit cosine threshold (overrides -p).", callback=finite_float)
+    ] = None,
     detector: DetectorOpt = DEFAULT_DETECTOR,
     embedder: EmbedderOpt = DEFAULT_EMBEDDER,
     upsample: UpsampleOpt = None,

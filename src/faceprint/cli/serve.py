@@ -5,11 +5,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from ..errors import ConfigurationError, ServiceError
 
 if TYPE_CHECKING:
     from ..service.settings import ServiceSettings
@@ -48,13 +51,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _check_can_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` once (and let go) so that a busy port or an unknown host is one clear
+    error before the models load, not a log line from the server."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigurationError(f"cannot listen on {host}:{port}: unknown host ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind. Loopback by default; anything else is reachable from the network.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     data_dir: DataDirOpt = None,
-    workers: Annotated[int, typer.Option(help="Inference threads (0: one per core).")] = 0,
+    workers: Annotated[int, typer.Option(help="Inference worker processes (0: one per core).", min=0)] = 0,
     print_openapi: Annotated[
         bool,
         typer.Option("--print-openapi", help="Print the OpenAPI document and exit (regenerates service/openapi.json)."),
@@ -64,6 +83,8 @@ def serve(
 
     Settings beyond these options come from FACEPRINT_* environment variables (e.g.
     FACEPRINT_MAX_PIXELS, FACEPRINT_RATE_LIMIT_PER_S, FACEPRINT_TEMPLATE_KEY).
+    Behind a reverse proxy on this machine, client addresses come from X-Forwarded-For
+    (other proxies: uvicorn's FORWARDED_ALLOW_IPS).
     """
     if print_openapi:
         from ..service.app import openapi_json
@@ -72,9 +93,12 @@ def serve(
         return
     import uvicorn
 
-    from ..service.app import create_app
+    from ..service.app import create_app, prepare
 
     settings = _settings(data_dir, **({"workers": workers} if workers else {}))
+    had_keys = settings.keys_db.exists()
+    app = create_app(settings)  # checks the data folder and opens the key store (exit 7 if damaged)
+    _check_can_listen(host, port)
     if not _is_loopback(host):
         banner = (
             f"WARNING: binding {host}:{port} makes the face recognition service reachable from the network. "
@@ -83,14 +107,15 @@ def serve(
         )
         log.warning(banner)
         typer.secho(banner, err=True, fg=typer.colors.RED, bold=True)
-    if not settings.keys_db.exists():
+    if not had_keys:
         typer.echo(
             f"note: no API keys yet in {settings.data_dir}; create one with "
             f"`faceprint keys create --role admin --data-dir {settings.data_dir}`",
             err=True,
         )
+    prepare(app)  # galleries and model workers before listening: a locked store or missing model ends here
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
@@ -98,7 +123,15 @@ def serve(
         log_level="info",  # uvicorn's own loggers; faceprint's follow -v
         access_log=True,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind after all (it logged why)
+        if not server.started:
+            raise ServiceError(f"the server could not start on {host}:{port} (see the log above)") from exc
+        raise
+    if not server.started:
+        raise ServiceError(f"the server could not start on {host}:{port} (see the log above)")
 
 
 @keys_app.command("create")

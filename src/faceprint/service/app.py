@@ -25,18 +25,18 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, CorruptStoreError
 from ..pipeline import FacePipeline
 from .audit import AuditLog
 from .auth import Authenticator, KeyStore
 from .deps import ServiceState
 from .errors import PROBLEM_JSON, install_error_handlers
-from .inference import InferencePool, build_pipelines
+from .inference import InferencePool
 from .metrics import Metrics, ServiceMiddleware
-from .settings import ServiceSettings
+from .settings import ServiceSettings, ensure_private_dir
 from .uploads import BodyLimitMiddleware
 
-__all__ = ["create_app", "openapi_json", "API_DESCRIPTION"]
+__all__ = ["create_app", "prepare", "openapi_json", "API_DESCRIPTION"]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,13 @@ Face detection, verification (1:1) and identification (1:N) over HTTP.
 
 **Authentication**: every `/v1` route needs an API key, sent as `Authorization: Bearer fp_<id>_<secret>`
 or `X-API-Key: fp_<id>_<secret>`. Keys are made with `faceprint keys create --role admin|enroll|recognize
-[--gallery NAME]`. 401: no key, or a malformed, unknown or revoked one; 403: the key's role or gallery
-scope does not allow the request; 429: the key's rate limit (see `Retry-After`).
+[--gallery NAME]`. 401: no key, or a malformed, unknown or revoked one (an unknown id and a wrong secret get
+the same answer); 403: the key's role or gallery scope does not allow the request; 429: the key's rate limit,
+or too many failed authentications from the client address (see `Retry-After`). Keys below admin cannot
+loosen the thresholds of gallery searches, and get at most 10 identify candidates.
+
+**Inference** runs in worker processes: a slow image never stalls the other requests. One key has at most
+all workers but one busy; a job running past the time limit is stopped (504).
 
 **Uploads**: images are sent as `multipart/form-data`, held in memory only, and identified by their
 content (magic bytes), never by the declared type. Limits: request bytes, bytes per image and pixels per
@@ -83,18 +88,8 @@ def create_app(
         state.draining = False
         state.writes_idle = asyncio.Event()
         state.writes_idle.set()
-        pipes = list(pipelines) if pipelines else await anyio.to_thread.run_sync(build_pipelines, settings)
-        state.pool = pool = InferencePool(pipes, settings, metrics)
-        if galleries_mod is not None:
-            try:
-                state.galleries = await anyio.to_thread.run_sync(galleries_mod.open_store, settings)
-                log.info("galleries: %s", ", ".join(state.galleries.names()) or "(none yet)")
-            except ConfigurationError:  # e.g. the wrong template key: refuse to start
-                pool.close(wait=False)
-                raise
-            except Exception as exc:  # a damaged gallery folder: the recognition routes still work
-                state.gallery_error = str(exc)
-                log.error("cannot open the galleries in %s: %s", settings.gallery_dir, exc)
+        await anyio.to_thread.run_sync(lambda: prepare(app))
+        assert state.pool is not None
         state.ready = True
         metrics.ready.set(1)
         log.info(
@@ -133,8 +128,9 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_dir(settings.data_dir)
     keys = KeyStore(settings.keys_db)
+    app.state.faceprint_pipelines = list(pipelines) if pipelines else None
     app.state.faceprint = ServiceState(
         settings=settings,
         metrics=metrics,
@@ -163,6 +159,41 @@ def create_app(
     app.add_middleware(ServiceMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def prepare(app: FastAPI) -> None:
+    """Open the galleries and start the inference workers (loads the models), blocking.
+
+    ``faceprint serve`` calls it before the server listens, so a locked or damaged store, or a
+    missing model, ends the command with one clear error; the lifespan calls it otherwise (it
+    does nothing the second time). Refuses to start (raises) when the galleries are locked
+    (encrypted without the key, or the wrong key) or the encrypted store is damaged; any other
+    trouble with the gallery folder leaves the recognition routes working.
+    """
+    state: ServiceState = app.state.faceprint
+    settings = state.settings
+    galleries_mod = _gallery_router()
+    if galleries_mod is not None and state.galleries is None and state.gallery_error is None:
+        try:
+            state.galleries = galleries_mod.open_store(settings)
+            log.info("galleries: %s", ", ".join(state.galleries.names()) or "(none yet)")
+        except (ConfigurationError, CorruptStoreError):
+            raise
+        except Exception as exc:  # a damaged gallery folder: the recognition routes still work
+            state.gallery_error = str(exc)
+            log.error("cannot open the galleries in %s: %s", settings.gallery_dir, exc)
+    if state.pool is None:
+        pipelines = app.state.faceprint_pipelines
+        try:
+            if pipelines:
+                state.pool = InferencePool(pipelines, settings, state.metrics)
+            else:
+                state.pool = InferencePool.start(settings, state.metrics)
+        except BaseException:
+            if state.galleries is not None and galleries_mod is not None:
+                galleries_mod.close_store(state.galleries)
+                state.galleries = None
+            raise
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

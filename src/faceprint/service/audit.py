@@ -1,7 +1,9 @@
-"""Append-only audit log: one JSON object per line for every enrolment, deletion and key event.
+"""Append-only audit log: one JSON object per line for every enrolment, deletion, search
+(identify, verify against a subject), refusal (401, 403) and key event.
 
-Each line holds the time (UTC, ISO 8601), the action, the API key id that did it, the gallery
-and subject concerned and the outcome — never image data, embeddings or key secrets. The file
+Each line holds the time (UTC, ISO 8601), the action, the API key id that did it (for a 401,
+the id that was presented, if any), the gallery and subject concerned and the outcome — never
+image data, embeddings, scores or key secrets. The file
 is opened with ``O_APPEND`` (mode 0600) for each event and flushed with ``fsync``, so the
 service and the ``faceprint keys`` CLI can both append and a crash loses no acknowledged event.
 """
@@ -16,12 +18,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .settings import ensure_private_dir
+
 __all__ = ["AuditLog"]
 
 log = logging.getLogger(__name__)
 
 _ALLOWED_EXTRA = frozenset(
-    {"actor", "role", "images", "templates", "key_gallery", "label", "client", "request_id", "reason"}
+    {
+        "actor",
+        "role",
+        "images",
+        "templates",
+        "key_gallery",
+        "label",
+        "client",
+        "request_id",
+        "reason",
+        "status",
+        "path",
+        "candidates",
+    }
 )
 
 
@@ -55,7 +72,7 @@ class AuditLog:
         event.update({k: v for k, v in extra.items() if v is not None})
         line = (json.dumps(event, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            ensure_private_dir(self.path.parent)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)

@@ -16,6 +16,13 @@ admin         + create and delete galleries
 A key made with ``--gallery NAME`` reaches that gallery only (any role); a key without one
 reaches every gallery. 401 means "who are you?" (no key, malformed, unknown or revoked); 403
 means "you may not" (valid key, wrong role or gallery).
+
+Key ids are not secret, so nothing here may depend on the id alone: an unknown id and a known
+id with a wrong secret get the same answer ("invalid API key") after the same scrypt work, and
+"revoked" is only said to a caller who sent the right secret. Failed attempts are limited per
+client address and per presented secret (never per key id, which would let anyone lock a real
+key out), and a failed attempt is charged *before* the scrypt runs, so concurrent guesses cannot
+overrun the limit.
 """
 
 from __future__ import annotations
@@ -40,11 +47,14 @@ from pathlib import Path
 
 from ..errors import (
     APIKeyNotFoundError,
+    APIKeyRevokedError,
     AuthenticationError,
     ConfigurationError,
+    CorruptStoreError,
     PermissionDeniedError,
     RateLimitError,
 )
+from .settings import ensure_private_dir
 
 __all__ = [
     "Role",
@@ -64,6 +74,10 @@ GALLERY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TOKEN_RE = re.compile(r"^fp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _KDF_NAME = "scrypt-n16384-r8-p1"
+#: The one answer for an unknown key id and for a wrong secret (they must not be told apart).
+INVALID_KEY = "invalid API key: check the key you sent, or create one with `faceprint keys create`"
+MALFORMED_KEY = "malformed API key; keys look like fp_<id>_<secret>"
+_DUMMY_SALT = b"faceprint-dummy!"  # scrypt for unknown ids, so they cost what a known id costs
 
 
 class Role(StrEnum):
@@ -128,6 +142,11 @@ def _hash_secret(secret: str, salt: bytes) -> bytes:
     return hashlib.scrypt(secret.encode("ascii"), salt=salt, **_SCRYPT)
 
 
+def _busy(exc: sqlite3.DatabaseError) -> bool:
+    """A lock held by another process, not damage."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
 def parse_token(token: str) -> tuple[str, str] | None:
     """``(id, secret)`` of a well-formed ``fp_<id>_<secret>`` key, else None."""
     m = _TOKEN_RE.match(token.strip())
@@ -141,8 +160,14 @@ class KeyStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        new = not self.path.exists()
+        ensure_private_dir(self.path.parent)
+        if self.path.exists() and not self.path.is_file():
+            raise ConfigurationError(f"the API key store {self.path} is not a file")
+        if not self.path.exists():  # created 0600 before SQLite writes a byte (its journals copy the mode)
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass  # another process made it first
         with self._connect() as db:
             db.execute(
                 """CREATE TABLE IF NOT EXISTS api_keys (
@@ -157,17 +182,27 @@ class KeyStore:
                     revoked_at TEXT
                 )"""
             )
-        if new:
-            os.chmod(self.path, 0o600)
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> CorruptStoreError:
+        return CorruptStoreError(
+            f"the API key store {self.path} is damaged ({exc}): restore it from a backup, or move it away "
+            "and create new keys with `faceprint keys create`",
+            path=str(self.path),
+        )
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10.0)
         try:
-            with db:
-                yield db
-        finally:
-            db.close()
+            db = sqlite3.connect(self.path, timeout=10.0)
+            try:
+                with db:
+                    yield db
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            if _busy(exc):
+                raise
+            raise self._damaged(exc) from exc
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's long-lived connection for the per-request key lookup (autocommit reads)."""
@@ -238,14 +273,13 @@ class KeyStore:
         return record
 
     def _lookup(self, key_id: str) -> tuple[APIKey, str, bytes, bytes] | None:
-        row = (
-            self._reader()
-            .execute(
-                "SELECT id, role, gallery, label, created_at, revoked_at, kdf, salt, hash FROM api_keys WHERE id = ?",
-                (key_id,),
-            )
-            .fetchone()
-        )
+        q = "SELECT id, role, gallery, label, created_at, revoked_at, kdf, salt, hash FROM api_keys WHERE id = ?"
+        try:
+            row = self._reader().execute(q, (key_id,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if _busy(exc):
+                raise
+            raise self._damaged(exc) from exc
         if row is None:
             return None
         return self._row(row[:6]), row[6], bytes(row[7]), bytes(row[8])
@@ -253,21 +287,22 @@ class KeyStore:
     def verify(self, token: str) -> APIKey:
         """The key record for a full key text; :class:`AuthenticationError` if it is not a valid key.
 
-        Always runs scrypt for a well-formed key (tens of milliseconds): call it from a worker
-        thread. :class:`Authenticator` adds an in-memory cache in front of it.
+        Runs scrypt exactly once for every well-formed key, known id or not (tens of
+        milliseconds): call it from a worker thread. An unknown id and a wrong secret raise the
+        same :data:`INVALID_KEY`; :class:`APIKeyRevokedError` only follows the right secret.
+        :class:`Authenticator` adds an in-memory cache and the failure limits in front of it.
         """
         parsed = parse_token(token)
         if parsed is None:
-            raise AuthenticationError("malformed API key; keys look like fp_<id>_<secret>")
+            raise AuthenticationError(MALFORMED_KEY)
         key_id, secret = parsed
         found = self._lookup(key_id)
-        if found is None:
-            raise AuthenticationError("unknown API key")
-        record, kdf, salt, digest = found
-        if kdf != _KDF_NAME or not hmac.compare_digest(_hash_secret(secret, salt), digest):
-            raise AuthenticationError("unknown API key")
+        record, kdf, salt, digest = found if found is not None else (None, _KDF_NAME, _DUMMY_SALT, b"")
+        computed = _hash_secret(secret, salt)  # the same work whether or not the id exists
+        if record is None or kdf != _KDF_NAME or not hmac.compare_digest(computed, digest):
+            raise AuthenticationError(INVALID_KEY)
         if record.revoked:
-            raise AuthenticationError("this API key was revoked")
+            raise APIKeyRevokedError("this API key was revoked; ask an admin for a new one")
         return record
 
 
@@ -297,6 +332,13 @@ class TokenBucketLimiter:
                 self._buckets.popitem(last=False)
             return wait
 
+    def refund(self, name: str) -> None:
+        """Give back one token taken by :meth:`take` (e.g. an attempt that turned out fine)."""
+        with self._lock:
+            found = self._buckets.get(name)
+            if found is not None:
+                self._buckets[name] = (min(self.burst, found[0] + 1.0), found[1])
+
     def peek(self, name: str, *, now: float | None = None) -> float:
         """Tokens ``name`` has now, without spending any."""
         t = time.monotonic() if now is None else now
@@ -306,13 +348,18 @@ class TokenBucketLimiter:
 
 
 class Authenticator:
-    """Checks API keys for the service: cache, failure limit, rate limit.
+    """Checks API keys for the service: cache, failure limits, rate limit.
 
     A key that verified once is remembered in memory as a keyed SHA-256 of its secret (the
     process's random pepper makes the cache useless outside it), so later requests skip
-    scrypt; the row is still read on every request, so a revocation (from the CLI, another
-    process) takes effect at once. Wrong secrets against one key id are limited to
-    ``failures_per_minute``, so guessing costs the server no more than that much scrypt.
+    scrypt; the row is still read on every such request, so a revocation (from the CLI, another
+    process) takes effect at once.
+
+    Failed attempts (missing, malformed, unknown or wrong keys) are limited to
+    ``failures_per_minute`` per client address, and wrong secrets also per presented secret.
+    An attempt that needs scrypt is charged before it runs and refunded if the key is right,
+    so the limit holds even for many concurrent attempts, and at most ``max_concurrent_kdf``
+    scrypt runs at once. A right key that is already cached is never refused by these limits.
     """
 
     def __init__(
@@ -323,6 +370,7 @@ class Authenticator:
         burst: int,
         failures_per_minute: int,
         cache_size: int = 4096,
+        max_concurrent_kdf: int | None = None,
     ) -> None:
         self.store = store
         self.requests = TokenBucketLimiter(rate_per_s, burst)
@@ -331,52 +379,74 @@ class Authenticator:
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._kdf_slots = threading.BoundedSemaphore(max_concurrent_kdf or max(1, (os.cpu_count() or 2) // 2))
 
     def _fast(self, secret: str) -> bytes:
         return hmac.new(self._pepper, secret.encode("ascii"), hashlib.sha256).digest()
 
     def cached(self, token: str) -> APIKey | None:
-        """The key record if ``token`` verified before and the key is still valid; None otherwise.
-
-        Raises :class:`AuthenticationError` for malformed, unknown and revoked keys (cheap checks).
-        """
+        """The key record if ``token`` verified before and the key is still valid; None when only
+        :meth:`slow_verify` can tell. Raises :class:`AuthenticationError` for a malformed key and
+        :class:`APIKeyRevokedError` for a cached (right) key revoked since."""
         parsed = parse_token(token)
         if parsed is None:
-            raise AuthenticationError("malformed API key; keys look like fp_<id>_<secret>")
+            raise AuthenticationError(MALFORMED_KEY)
         key_id, secret = parsed
-        found = self.store._lookup(key_id)
-        if found is None:
-            raise AuthenticationError("unknown API key")
-        record = found[0]
-        if record.revoked:
-            with self._lock:
-                self._cache.pop(key_id, None)
-            raise AuthenticationError("this API key was revoked")
         with self._lock:
             known = self._cache.get(key_id)
             if known is not None:
                 self._cache.move_to_end(key_id)
-        if known is not None and hmac.compare_digest(known, self._fast(secret)):
-            return record
-        return None
+        if known is None or not hmac.compare_digest(known, self._fast(secret)):
+            return None
+        found = self.store._lookup(key_id)
+        if found is None or found[0].revoked:
+            self.forget(key_id)
+            if found is None:
+                return None
+            raise APIKeyRevokedError("this API key was revoked; ask an admin for a new one")
+        return found[0]
 
-    def slow_verify(self, token: str) -> APIKey:
-        """Full scrypt check (run it in a worker thread); limited per key id on failure."""
+    def _charge_failure(self, names: list[str]) -> list[str]:
+        """Take one failure token from each bucket (all or none); :class:`RateLimitError` if one is empty."""
+        taken: list[str] = []
+        for name in names:
+            wait = self.failures.take(name)
+            if wait > 0:
+                for t in taken:
+                    self.failures.refund(t)
+                retry = max(1, math.ceil(wait))
+                raise RateLimitError(
+                    f"too many failed authentication attempts; try again in {retry} s", retry_after=retry
+                )
+            taken.append(name)
+        return taken
+
+    def refuse(self, client: str | None) -> None:
+        """Count a cheap failure (no key, or a malformed one) against ``client``; raises
+        :class:`RateLimitError` once its failure budget is spent."""
+        if client:
+            self._charge_failure([f"addr:{client}"])
+
+    def slow_verify(self, token: str, client: str | None = None) -> APIKey:
+        """Full scrypt check (run it in a worker thread), limited per client address and per secret."""
         parsed = parse_token(token)
-        if parsed is None:  # pragma: no cover - cached() refused it first
-            raise AuthenticationError("malformed API key")
+        if parsed is None:
+            self.refuse(client)
+            raise AuthenticationError(MALFORMED_KEY)
         key_id, secret = parsed
-        tokens = self.failures.peek(key_id)
-        if tokens < 1.0:
-            retry = math.ceil((1.0 - tokens) / self.failures.rate)
-            raise RateLimitError(
-                f"too many failed attempts with API key id {key_id}; try again in {retry} s", retry_after=retry
-            )
+        names = ([f"addr:{client}"] if client else []) + ["secret:" + self._fast(secret).hex()]
+        charged = self._charge_failure(names)
         try:
-            record = self.store.verify(token)
+            with self._kdf_slots:
+                record = self.store.verify(token)
         except AuthenticationError:
-            self.failures.take(key_id)
+            raise  # the attempt stays charged
+        except BaseException:
+            for name in charged:
+                self.failures.refund(name)
             raise
+        for name in charged:  # a right key costs nothing
+            self.failures.refund(name)
         with self._lock:
             self._cache[key_id] = self._fast(secret)
             self._cache.move_to_end(key_id)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, CorruptStoreError
 
 __all__ = ["TemplateCipher", "EncryptedTemplateStore", "SealedTemplate"]
 
@@ -82,7 +82,11 @@ class EncryptedTemplateStore:
         self.path = Path(path)
         self.cipher = cipher
         self._lock = threading.Lock()
-        new = not self.path.exists()
+        if not self.path.exists():  # 0600 before SQLite writes a byte (its journals copy the mode)
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
         with self._db() as db:
             db.executescript(
                 """
@@ -101,19 +105,25 @@ class EncryptedTemplateStore:
                 CREATE INDEX IF NOT EXISTS templates_gallery_subject ON templates(gallery, subject);
                 """
             )
-        if new:
-            os.chmod(self.path, 0o600)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            db = sqlite3.connect(self.path, timeout=30.0)
             try:
-                db.execute("PRAGMA synchronous = FULL")
-                with db:
-                    yield db
-            finally:
-                db.close()
+                db = sqlite3.connect(self.path, timeout=30.0)
+                try:
+                    db.execute("PRAGMA synchronous = FULL")
+                    with db:
+                        yield db
+                finally:
+                    db.close()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                    raise
+                raise CorruptStoreError(
+                    f"the encrypted template store {self.path} is damaged ({exc}): restore it from a backup",
+                    path=str(self.path),
+                ) from exc
 
     def galleries(self) -> dict[str, dict[str, object]]:
         with self._db() as db:

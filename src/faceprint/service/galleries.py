@@ -3,8 +3,16 @@ folder (SQLite + faiss), opened once and shared by the request threads (gallery 
 the gallery's own lock).
 
 With a template key, the durable copy of the templates is :class:`~.crypto.EncryptedTemplateStore`
-and the searchable galleries live in a RAM-backed folder for the life of the process (see
-:mod:`faceprint.service.crypto`).
+and the searchable galleries live in a RAM-backed folder (``/dev/shm``, mode 0700) for the life
+of the process (see :mod:`faceprint.service.crypto`). The folder holds a lock file the server
+keeps locked while it runs; a server that starts removes every such folder whose lock is free
+(left by a server that was killed), so decrypted templates do not outlive their process. A data
+folder holding encrypted templates is refused without the key, rather than served as empty.
+
+A damaged gallery (its SQLite database cannot be read) raises
+:class:`~faceprint.errors.CorruptStoreError` for requests to *that* gallery only: the list
+shows it with ``status: "damaged"``, and an admin can delete it, which removes its folder
+without opening it.
 
 Error messages from here never show server paths: the gallery library's messages name its
 folder, so the errors a client can cause are re-raised with the gallery's *name*.
@@ -12,35 +20,46 @@ folder, so the errors a client can cause are re-raised with the gallery's *name*
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ..errors import (
     ConfigurationError,
+    CorruptStoreError,
     EmbeddingMismatchError,
+    GalleryError,
     GalleryExistsError,
     GalleryNotFoundError,
     SubjectNotFoundError,
 )
 from ..gallery import Gallery, IdentifyResult, Subject, Template, open_gallery
 from ..gallery.base import split_model_tag
-from ..types import BBox, Decision, Embedding
+from ..types import BBox, Decision, Embedding, Face
 from .auth import GALLERY_NAME_RE
 from .crypto import EncryptedTemplateStore, TemplateCipher
-from .settings import ServiceSettings
+from .settings import ServiceSettings, ensure_private_dir
 
-__all__ = ["GalleryManager", "ram_dir"]
+__all__ = ["GalleryManager", "ram_dir", "VAULT_NAME"]
 
 log = logging.getLogger(__name__)
 
 _DB = "gallery.sqlite"
+VAULT_NAME = "templates.enc.sqlite"
+_RAM_PREFIX = "faceprint-galleries-"
+_RAM_LOCK = ".lock"
+_FLOOR_NOTE = "a lower threshold needs an admin key"
 
 
 def ram_dir() -> Path:
@@ -54,6 +73,32 @@ def ram_dir() -> Path:
     return candidate
 
 
+def remove_stale_ram_dirs(root: Path) -> list[Path]:
+    """Remove the decrypted-gallery folders under ``root`` left by servers that no longer run
+    (their lock file is not locked any more). Only folders of this user are touched."""
+    removed = []
+    for d in sorted(root.glob(_RAM_PREFIX + "*")):
+        try:
+            st = d.lstat()
+            if not d.is_dir() or d.is_symlink() or st.st_uid != os.getuid():
+                continue
+            fd = os.open(d / _RAM_LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:  # no lock file: not ours to judge (or already gone)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a running server holds it
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)
+        log.warning("removed %s: decrypted templates left by a faceprint server that did not shut down", d)
+        removed.append(d)
+    return removed
+
+
 class GalleryManager:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
@@ -61,22 +106,53 @@ class GalleryManager:
         self._open: dict[str, Gallery] = {}
         self.vault: EncryptedTemplateStore | None = None
         self.work_dir: Path | None = None
+        self._work_lock: int | None = None
+        vault_path = ensure_private_dir(settings.data_dir) / VAULT_NAME
         if settings.template_key is not None:
             if settings.keep_source_images:
                 raise ConfigurationError("keep_source_images cannot be combined with template encryption")
-            self.vault = EncryptedTemplateStore(
-                settings.data_dir / "templates.enc.sqlite", TemplateCipher(settings.template_key)
-            )
-            self.work_dir = Path(tempfile.mkdtemp(prefix="faceprint-galleries-", dir=ram_dir()))
-            os.chmod(self.work_dir, 0o700)
+            plain = self._plain_galleries()
+            if plain:
+                log.warning(
+                    "%s holds %d unencrypted galleries (%s) that this server, run with a template key, does not "
+                    "serve; their templates are stored in clear: delete them or start without the key",
+                    settings.gallery_dir,
+                    len(plain),
+                    ", ".join(plain),
+                )
+            self.vault = EncryptedTemplateStore(vault_path, TemplateCipher(settings.template_key))
             try:
+                self._make_work_dir()
                 for name in self.vault.galleries():
                     self._restore(name)
             except BaseException:
                 self.close()
                 raise
         else:
-            settings.gallery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if vault_path.exists():
+                raise ConfigurationError(
+                    f"{settings.data_dir} holds encrypted galleries ({VAULT_NAME}) but no template key was given: "
+                    "set FACEPRINT_TEMPLATE_KEY or FACEPRINT_TEMPLATE_KEY_FILE to the key they were encrypted "
+                    "with. Without it they stay locked, and this server refuses to start rather than serve "
+                    "an empty gallery list"
+                )
+            ensure_private_dir(settings.gallery_dir, "gallery folder")
+
+    def _plain_galleries(self) -> list[str]:
+        root = self.settings.gallery_dir
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if (p / _DB).is_file())
+
+    def _make_work_dir(self) -> None:
+        """A fresh 0700 RAM folder, locked for the life of this process; stale ones are removed first."""
+        root = ram_dir()
+        remove_stale_ram_dirs(root)
+        work = Path(tempfile.mkdtemp(prefix=_RAM_PREFIX, dir=root))  # mkdtemp makes it 0700
+        os.chmod(work, 0o700)
+        fd = os.open(work / _RAM_LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.work_dir, self._work_lock = work, fd
 
     @property
     def encrypted(self) -> bool:
@@ -102,6 +178,30 @@ class GalleryManager:
     def exists(self, name: str) -> bool:
         return name in self._open or (GALLERY_NAME_RE.match(name) is not None and (self._path(name) / _DB).is_file())
 
+    @staticmethod
+    def _damaged(name: str) -> CorruptStoreError:
+        return CorruptStoreError(
+            f"gallery {name!r} is damaged: its database cannot be read. Restore it from a backup, or have an "
+            f"admin delete it (DELETE /v1/galleries/{name}) and enrol its subjects again"
+        )
+
+    @contextmanager
+    def guard(self, name: str) -> Iterator[None]:
+        """Turn a damaged database under gallery ``name`` into a :class:`CorruptStoreError` naming the
+        gallery (not its path), and close it so the next request tries to open it afresh."""
+        try:
+            yield
+        except (CorruptStoreError, sqlite3.DatabaseError) as exc:
+            log.error("gallery %r is damaged: %s", name, exc)
+            with self._lock:
+                g = self._open.pop(name, None)
+            if g is not None:
+                try:
+                    g.close()
+                except Exception:  # it is damaged; closing is best effort
+                    log.debug("closing damaged gallery %r failed", name, exc_info=True)
+            raise self._damaged(name) from None
+
     def get(self, name: str) -> Gallery:
         with self._lock:
             g = self._open.get(name)
@@ -109,7 +209,13 @@ class GalleryManager:
                 return g
             if not self.exists(name):
                 raise GalleryNotFoundError(f"no gallery {name!r}: an admin creates it with POST /v1/galleries")
-            g = open_gallery(self._path(name), create=False, synchronous=self._sync_mode())
+            with self.guard(name):
+                try:
+                    g = open_gallery(self._path(name), create=False, synchronous=self._sync_mode())
+                except GalleryError as exc:
+                    if isinstance(exc, CorruptStoreError) or "not a faceprint gallery database" not in str(exc):
+                        raise
+                    raise CorruptStoreError(str(exc)) from exc
             self._open[name] = g
             return g
 
@@ -135,20 +241,33 @@ class GalleryManager:
             self._open[name] = g
             return g
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str) -> int | None:
+        """Delete gallery ``name``; the number of templates it held (None when it is damaged).
+
+        A damaged gallery is removed without being opened: its folder is deleted as it is.
+        """
         with self._lock:
-            g = self.get(name)
-            g.close()
-            self._open.pop(name, None)
+            if not self.exists(name):
+                raise GalleryNotFoundError(f"no gallery {name!r}")
+            try:
+                n: int | None = int(self.describe(name).get("templates") or 0)
+            except CorruptStoreError:
+                n = None
+            g = self._open.pop(name, None)
+            if g is not None:
+                g.close()
             if self.vault is not None:
                 self.vault.drop_gallery(name)
             shutil.rmtree(self._path(name))
+            return n
 
     def describe(self, name: str) -> dict[str, Any]:
         g = self.get(name)
-        st = g.stats()
+        with self.guard(name):
+            st = g.stats()
         return {
             "name": name,
+            "status": "ok",
             "model": st.get("model"),
             "subjects": st.get("subjects"),
             "templates": st.get("templates"),
@@ -157,20 +276,28 @@ class GalleryManager:
             "created_at": _iso(g.settings.created),
         }
 
+    def listing(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """:meth:`describe` of each gallery; a damaged one is listed with ``status: "damaged"``."""
+        out = []
+        for name in names:
+            try:
+                out.append(self.describe(name))
+            except CorruptStoreError as exc:
+                out.append({"name": name, "status": "damaged", "problem": str(exc), "encrypted": self.encrypted})
+        return out
+
     # --- subjects -------------------------------------------------------------------------
 
     def subjects(self, name: str, *, limit: int, offset: int) -> tuple[list[Subject], int]:
         g = self.get(name)
-        try:
-            page = g.subjects(limit=limit, offset=offset)  # type: ignore[call-arg]
-        except TypeError:  # a backend without paging
-            page = g.subjects()[offset : offset + limit]
-        return page, len(g)
+        with self.guard(name):
+            return g.subjects(limit=limit, offset=offset), len(g)
 
     def subject(self, name: str, subject: str) -> Subject:
         g = self.get(name)
         try:
-            return g.subject(subject)
+            with self.guard(name):
+                return g.subject(subject)
         except SubjectNotFoundError:
             raise SubjectNotFoundError(f"no subject {subject!r} in gallery {name!r}") from None
 
@@ -186,12 +313,13 @@ class GalleryManager:
         """Add templates computed by the service's pipeline (one transaction; the vault too when encrypted)."""
         g = self.get(name)
         try:
-            templates = g.enroll_embeddings(
-                subject,
-                list(embeddings),
-                bboxes=list(bboxes),
-                image_sha256=None if self.encrypted else list(image_sha256),
-            )
+            with self.guard(name):
+                templates = g.enroll_embeddings(
+                    subject,
+                    list(embeddings),
+                    bboxes=list(bboxes),
+                    image_sha256=None if self.encrypted else list(image_sha256),
+                )
         except EmbeddingMismatchError:
             raise EmbeddingMismatchError(
                 f"gallery {name!r} holds templates of {g.model}; this service makes {embeddings[0].model}"
@@ -206,18 +334,24 @@ class GalleryManager:
                 raise
         return templates
 
-    def enroll_images(self, name: str, subject: str, images: Sequence[bytes], pipeline: Any) -> list[Template]:
-        """Enrol through the gallery itself, which keeps the source images (galleries created so)."""
+    def enroll_images(self, name: str, subject: str, images: Sequence[bytes], faces: Sequence[Face]) -> list[Template]:
+        """Enrol through the gallery itself, which keeps the source images (galleries created so).
+
+        ``faces`` are the main faces an inference worker found in ``images``, in order: the
+        gallery is handed them instead of running a model in the server process.
+        """
         g = self.get(name)
         try:
-            return g.enroll(subject, list(images), pipeline=pipeline)
+            with self.guard(name):
+                return g.enroll(subject, list(images), pipeline=_FoundFaces(faces, self.settings))  # type: ignore[arg-type]
         except EmbeddingMismatchError:
             raise EmbeddingMismatchError(f"gallery {name!r} holds templates of another model") from None
 
     def remove_subject(self, name: str, subject: str) -> int:
         g = self.get(name)
         try:
-            n = g.remove(subject)
+            with self.guard(name):
+                n = g.remove(subject)
         except SubjectNotFoundError:
             raise SubjectNotFoundError(f"no subject {subject!r} in gallery {name!r}") from None
         if self.vault is not None:
@@ -226,21 +360,44 @@ class GalleryManager:
 
     # --- search ---------------------------------------------------------------------------
 
-    def identify(self, name: str, probe: Embedding, k: int, threshold: float | None) -> IdentifyResult:
+    def identify(
+        self, name: str, probe: Embedding, k: int, threshold: float | None, *, floor: bool = False
+    ) -> IdentifyResult:
+        """Top-``k`` search. With ``floor`` (keys below admin), ``threshold`` may raise the gallery's
+        own operating threshold but not lower it: a lower value is raised to it, and
+        ``threshold_source`` says so. Without that, a low threshold would list every subject."""
         g = self.get(name)
         try:
-            return g.identify(probe, k, threshold=threshold)
+            with self.guard(name):
+                r = g.identify(probe, k, threshold=None if floor else threshold)
         except EmbeddingMismatchError:
             raise EmbeddingMismatchError(f"gallery {name!r} holds templates of {g.model}, not {probe.model}") from None
+        if not floor or threshold is None:
+            return r
+        if not threshold > r.threshold:
+            note = f"{r.threshold_source} (the requested {threshold:g} is lower: {_FLOOR_NOTE})"
+            return replace(r, threshold_source=note)
+        # the top-k above a higher threshold are the head of the top-k above the lower one
+        kept = [c for c in r.candidates if c.score >= threshold]
+        return replace(r, candidates=kept, threshold=float(threshold), threshold_source="explicit")
 
-    def verify(self, name: str, subject: str, probe: Embedding, threshold: float | None) -> Decision:
+    def verify(
+        self, name: str, subject: str, probe: Embedding, threshold: float | None, *, floor: bool = False
+    ) -> Decision:
+        """1:1 against an enrolled subject; ``floor`` as in :meth:`identify` (against the model's
+        calibrated 1:1 threshold)."""
         g = self.get(name)
         try:
-            return g.verify(probe, subject, threshold=threshold)
+            with self.guard(name):
+                d = g.verify(probe, subject, threshold=None if floor else threshold)
         except SubjectNotFoundError:
             raise SubjectNotFoundError(f"no subject {subject!r} with templates in gallery {name!r}") from None
         except EmbeddingMismatchError:
             raise EmbeddingMismatchError(f"gallery {name!r} holds templates of {g.model}, not {probe.model}") from None
+        if not floor or threshold is None or not threshold > d.threshold:
+            return d
+        t = float(threshold)
+        return replace(d, threshold=t, operating_point="custom", fmr=float("nan"), match=d.score >= t)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -271,6 +428,30 @@ class GalleryManager:
             self._open.clear()
             if self.work_dir is not None:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
+                self.work_dir = None
+            if self._work_lock is not None:
+                os.close(self._work_lock)
+                self._work_lock = None
+
+
+class _FoundFaces:
+    """Stands in for a FacePipeline inside ``Gallery.enroll``: hands back, in order, the faces an
+    inference worker already found, and describes the service's pipeline for the gallery's records."""
+
+    def __init__(self, faces: Sequence[Face], settings: ServiceSettings) -> None:
+        first = faces[0].embedding if faces else None
+        if first is None:
+            raise ConfigurationError("no faces to enrol")
+        self._faces = iter(faces)
+        self.embedder = SimpleNamespace(model_id=first.model_id, model_version=first.model_version, dim=first.dim)
+        self.detector_spec = settings.detector
+        self.embedder_spec = settings.embedder
+        self.detector_options = dict(settings.detector_options)
+        self.embedder_options = dict(settings.embedder_options)
+        self.max_pixels = settings.max_pixels
+
+    def embed_one(self, _image: Any, select: str = "largest") -> Face:
+        return next(self._faces)
 
 
 def _iso(ts: float | None) -> str | None:

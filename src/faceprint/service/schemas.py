@@ -153,6 +153,10 @@ class GalleryCreate(BaseModel):
 
 class GalleryOut(BaseModel):
     name: str
+    status: Literal["ok", "damaged"] = Field(
+        "ok", description="damaged: its data cannot be read (see problem); an admin can delete it"
+    )
+    problem: str | None = Field(None, description="what is wrong with a damaged gallery")
     model: str | None = None
     subjects: int | None = None
     templates: int | None = None

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 
-__all__ = ["ServiceSettings", "default_data_dir", "load_template_key", "TEMPLATE_KEY_ENV"]
+__all__ = ["ServiceSettings", "default_data_dir", "ensure_private_dir", "load_template_key", "TEMPLATE_KEY_ENV"]
 
 #: Environment variable holding the AES-256-GCM key for templates at rest (base64 or hex, 32 bytes).
 TEMPLATE_KEY_ENV = "FACEPRINT_TEMPLATE_KEY"
@@ -29,6 +29,23 @@ def default_data_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "faceprint"
+
+
+def ensure_private_dir(path: Path, what: str = "data folder") -> Path:
+    """Create ``path`` (and its parents) as a folder only its owner can read (0700), or check that
+    it is one; :class:`ConfigurationError` with one clear line when it is a file or cannot be made."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"the {what} {path} is a file, not a folder: choose another path (--data-dir)")
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigurationError(
+            f"cannot create the {what} {path}: a part of that path is a file (--data-dir)"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the {what} {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _cores() -> int:
@@ -55,8 +72,13 @@ class ServiceSettings:
         inference_timeout_s: an inference job running longer answers 504.
         upload_timeout_s: a request body arriving slower than this answers 408.
         max_pending: inference jobs queued or running before new ones answer 503.
+        max_jobs_per_key: inference jobs one API key may have running at once (None: all workers
+            but one, at least one), so one client cannot occupy every worker.
+        max_pending_per_key: inference jobs one API key may have queued or running (503 beyond).
         rate_limit_per_s, rate_limit_burst: per-API-key token bucket (429 when empty).
-        auth_failures_per_minute: wrong secrets tried against one key id before 429.
+        auth_failures_per_minute: failed authentications (no key, malformed, unknown or wrong
+            secret) one client address may make per minute before 429; the same limit applies to
+            each presented secret. Never counted per key id, so nobody can lock a real key out.
         operating_point: default calibrated threshold of verify/identify (``"fmr=0.001"`` or ``"eer"``).
         template_key: 32-byte AES-GCM key to encrypt templates at rest (None: not encrypted);
             see :func:`load_template_key`.
@@ -79,6 +101,8 @@ class ServiceSettings:
     inference_timeout_s: float = 30.0
     upload_timeout_s: float = 60.0
     max_pending: int = 64
+    max_jobs_per_key: int | None = None
+    max_pending_per_key: int = 16
     rate_limit_per_s: float = 10.0
     rate_limit_burst: int = 30
     auth_failures_per_minute: int = 10
@@ -90,14 +114,23 @@ class ServiceSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
-        for name in ("max_request_bytes", "max_image_bytes", "max_pixels", "max_images_per_request", "max_pending"):
+        for name in (
+            "max_request_bytes",
+            "max_image_bytes",
+            "max_pixels",
+            "max_images_per_request",
+            "max_pending",
+            "max_pending_per_key",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
         if self.max_image_bytes > self.max_request_bytes:
             raise ConfigurationError("max_image_bytes cannot be larger than max_request_bytes")
-        if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
-            raise ConfigurationError(f"workers must be a positive integer or None, got {self.workers!r}")
+        for name in ("workers", "max_jobs_per_key"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"{name} must be a positive integer or None, got {value!r}")
         for name in ("inference_timeout_s", "upload_timeout_s", "rate_limit_per_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)!r}")

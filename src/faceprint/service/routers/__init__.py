@@ -26,7 +26,8 @@ _DESCRIPTIONS = {
     413: "Request, image bytes or image pixels over the limit",
     415: "Not multipart/form-data, or a file that is not an image",
     422: "Invalid request, undecodable image, or no face",
-    429: "Rate limit reached (see Retry-After)",
+    429: "Rate limit or failed-authentication limit reached (see Retry-After)",
+    500: "Server error; code corrupt_store: the gallery's data is damaged (an admin can delete it)",
     503: "Models loading, shutting down or overloaded (see Retry-After)",
     504: "Inference took too long",
 }

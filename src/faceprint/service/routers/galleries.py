@@ -3,7 +3,8 @@ subject (recognize): ``/v1/galleries/...``. Every route is scoped to its ``{gall
 
 Enrolment runs inference in the pool, then writes the templates in one transaction; the whole
 enrolment is shielded so a client that goes away, or a shutdown, never leaves it half done, and
-shutdown waits for it. Enrolments and deletions are written to the audit log.
+shutdown waits for it. Enrolments, deletions and searches (identify, verify) are written to the
+audit log. Keys below admin cannot loosen the search thresholds (see ``identify``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
 
 from ...errors import FaceprintError, ServiceUnavailableError
-from ...pipeline import FacePipeline
+from .. import jobs
 from ..auth import GALLERY_NAME_RE, APIKey, Role
-from ..deps import ServiceState, get_state, require, upload_form
-from ..errors import problem_spec
+from ..deps import ServiceState, audit, check_access, get_state, require, upload_form
 from ..galleries import GalleryManager
+from ..problems import problem_spec
 from ..schemas import (
     Candidate,
     DecisionOut,
@@ -36,9 +37,9 @@ from ..schemas import (
     SubjectVerifyResponse,
 )
 from ..settings import ServiceSettings
-from ..uploads import check_image, decode_image
+from ..uploads import check_image
 from . import AUTH_ERRORS, NAME_PATTERN, UPLOAD_ERRORS, multipart_body, problems
-from .recognition import SelectOne, ThresholdQ, main_face
+from .recognition import SelectOne, ThresholdQ
 
 router = APIRouter(prefix="/v1/galleries", tags=["galleries"])
 
@@ -49,7 +50,10 @@ RecognizeIn = Annotated[APIKey, Depends(require(Role.RECOGNIZE, gallery_scoped=T
 EnrollIn = Annotated[APIKey, Depends(require(Role.ENROLL, gallery_scoped=True))]
 AdminIn = Annotated[APIKey, Depends(require(Role.ADMIN, gallery_scoped=True))]
 
-GALLERY_ERRORS = (*AUTH_ERRORS, 404)
+GALLERY_ERRORS = (*AUTH_ERRORS, 404, 500)
+
+#: Most candidates a key below admin may ask ``identify`` for (admins: 100).
+MAX_TOP_K = 10
 
 
 def open_store(settings: ServiceSettings) -> GalleryManager:
@@ -66,29 +70,10 @@ def _galleries(state: ServiceState) -> GalleryManager:
     return state.galleries  # type: ignore[no-any-return]
 
 
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def _audit(
-    state: ServiceState,
-    request: Request,
-    action: str,
-    key: APIKey,
-    gallery: str,
-    subject: str | None = None,
-    **extra: Any,
+async def _audit(
+    request: Request, action: str, key: APIKey, gallery: str, subject: str | None = None, **extra: Any
 ) -> None:
-    state.audit.record(
-        action,
-        key_id=key.id,
-        gallery=gallery,
-        subject=subject,
-        role=key.role.value,
-        client=_client(request),
-        request_id=request.scope.get("faceprint.request_id"),
-        **extra,
-    )
+    await audit(request, action, key_id=key.id, gallery=gallery, subject=subject, role=key.role.value, **extra)
 
 
 # --- galleries -------------------------------------------------------------------------------
@@ -117,7 +102,7 @@ async def _probe_upload(request: Request, gallery: str) -> tuple[ServiceState, G
 async def create_gallery(
     request: Request, body: Annotated[GalleryCreate, Body()], key: Annotated[APIKey, Depends(require(Role.ADMIN))]
 ) -> GalleryOut:
-    key.check(Role.ADMIN, body.name)
+    await check_access(request, key, Role.ADMIN, body.name)
     state = get_state(request)
     store = _galleries(state)
 
@@ -126,21 +111,26 @@ async def create_gallery(
         return store.describe(body.name)
 
     out = await state.write(create)
-    _audit(state, request, "gallery_create", key, body.name)
+    await _audit(request, "gallery_create", key, body.name)
     return GalleryOut(**out)
 
 
 @router.get(
-    "", response_model=GalleryList, summary="List the galleries this key may use", responses=problems(*AUTH_ERRORS, 503)
+    "",
+    response_model=GalleryList,
+    summary="List the galleries this key may use",
+    description="A gallery whose data is damaged is listed with `status: damaged` and a `problem`; "
+    "the others keep working, and an admin can delete the damaged one.",
+    responses=problems(*AUTH_ERRORS, 503),
 )
 async def list_galleries(request: Request, key: AnyKey) -> GalleryList:
     state = get_state(request)
     store = _galleries(state)
 
-    def names() -> list[dict[str, Any]]:
-        return [store.describe(n) for n in store.names() if key.can_access(n)]
+    def listing() -> list[dict[str, Any]]:
+        return store.listing([n for n in store.names() if key.can_access(n)])
 
-    return GalleryList(galleries=[GalleryOut(**d) for d in await state.read(names)])
+    return GalleryList(galleries=[GalleryOut(**d) for d in await state.read(listing)])
 
 
 @router.get(
@@ -156,19 +146,14 @@ async def get_gallery(request: Request, gallery: GalleryName, key: RecognizeIn) 
     "/{gallery}",
     response_model=Deleted,
     summary="Delete a gallery with all its subjects and templates (admin)",
+    description="A damaged gallery is deleted without being opened (`templates` is then null).",
     responses=problems(*GALLERY_ERRORS, 503),
 )
 async def delete_gallery(request: Request, gallery: GalleryName, key: AdminIn) -> Deleted:
     state = get_state(request)
     store = _galleries(state)
-
-    def delete() -> int:
-        n = int(store.describe(gallery).get("templates") or 0)
-        store.delete(gallery)
-        return n
-
-    n = await state.write(delete)
-    _audit(state, request, "gallery_delete", key, gallery, templates=n)
+    n = await state.write(lambda: store.delete(gallery))
+    await _audit(request, "gallery_delete", key, gallery, templates=n, reason=None if n is not None else "damaged")
     return Deleted(deleted=gallery, templates=n)
 
 
@@ -241,52 +226,38 @@ async def enrol(
     pool = state.require_pool()
     keep = bool(await state.read(lambda: store.get(gallery).settings.keep_source_images))
 
-    def analyse(pipe: FacePipeline) -> list[tuple[Any, int, int]]:
-        out = []
-        for i, data in enumerate(images):
-            img = decode_image(data, f"images[{i}]", max_pixels=s.max_pixels)
-            out.append((main_face(pipe, img, f"images[{i}]", select), int(img.shape[1]), int(img.shape[0])))
-        return out
-
     async def run() -> EnrolResponse:
-        analysed = await pool.run("enrol", analyse)
-        if keep:  # the gallery stores the photos itself: let it embed them (same pipeline, same faces)
-            templates = await pool.run("enrol", lambda pipe: store.enroll_images(gallery, subject, images, pipe))
+        analysed = await pool.run("enrol", jobs.enrol_faces, images, select, s.max_pixels, owner=key.id)
+        faces = [f for f, _, _ in analysed]
+        embeddings = [jobs.embedding_of(f) for f in faces]
+        if keep:  # the gallery stores the photos itself, with the faces the worker found
+            templates = await state.read(lambda: store.enroll_images(gallery, subject, images, faces))
         else:
             templates = await state.read(
                 lambda: store.enroll(
                     gallery,
                     subject,
-                    [f.embedding for f, _, _ in analysed],
-                    bboxes=[f.detection.bbox for f, _, _ in analysed],
+                    embeddings,
+                    bboxes=[f.detection.bbox for f in faces],
                     image_sha256=[hashlib.sha256(d).hexdigest() for d in images],
                 )
             )
         now = await state.read(lambda: store.subject(gallery, subject))
-        faces = [
+        out = [
             EnrolFace(**f.detection.to_dict(), image=i, image_width=w, image_height=h, template_id=t.id)
             for i, ((f, w, h), t) in enumerate(zip(analysed, templates, strict=True))
         ]
         return EnrolResponse(
-            gallery=gallery, subject=subject, added=len(templates), templates=now.n_templates, faces=faces
+            gallery=gallery, subject=subject, added=len(templates), templates=now.n_templates, faces=out
         )
 
     try:
         out = await state.guarded_write(run())
     except FaceprintError as exc:
-        _audit(
-            state,
-            request,
-            "enrol",
-            key,
-            gallery,
-            subject,
-            outcome="failed",
-            images=len(images),
-            reason=problem_spec(exc).code,
-        )
+        reason = problem_spec(exc).code
+        await _audit(request, "enrol", key, gallery, subject, outcome="failed", images=len(images), reason=reason)
         raise
-    _audit(state, request, "enrol", key, gallery, subject, images=len(images), templates=out.added)
+    await _audit(request, "enrol", key, gallery, subject, images=len(images), templates=out.added)
     return out
 
 
@@ -300,11 +271,27 @@ async def delete_subject(request: Request, gallery: GalleryName, subject: Subjec
     state = get_state(request)
     store = _galleries(state)
     n = await state.write(lambda: store.remove_subject(gallery, subject))
-    _audit(state, request, "subject_delete", key, gallery, subject, templates=n)
+    await _audit(request, "subject_delete", key, gallery, subject, templates=n)
     return Deleted(deleted=subject, templates=n)
 
 
 # --- search ----------------------------------------------------------------------------------
+
+
+async def _search(request: Request, key: APIKey, action: str, gallery: str, claimed: str | None, work: Any) -> Any:
+    """Await a search and write its audit event (who, which gallery, outcome; never the photo)."""
+    try:
+        out = await work
+    except FaceprintError as exc:
+        reason = problem_spec(exc).code
+        await _audit(request, action, key, gallery, claimed, outcome="failed", reason=reason)
+        raise
+    if isinstance(out, IdentifyResponse):
+        outcome = "identified" if out.identified else "not_identified"
+        await _audit(request, action, key, gallery, out.identified, outcome=outcome, candidates=len(out.candidates))
+    else:
+        await _audit(request, action, key, gallery, claimed, outcome="match" if out.match else "no_match")
+    return out
 
 
 @router.post(
@@ -313,7 +300,10 @@ async def delete_subject(request: Request, gallery: GalleryName, subject: Subjec
     summary="Who is this? Top-k subjects above the open-set threshold (1:N)",
     description="The threshold is the gallery's calibrated open-set threshold (or, if it has none, the "
     "model's 1:1 threshold at FMR=1e-3) unless `threshold` is given. An empty candidate list means "
-    "*not enrolled*.",
+    "*not enrolled*.\n\n"
+    f"**Against enumeration**: for keys below admin, `threshold` can only raise that threshold (a lower "
+    f"value is ignored and `threshold_source` says so), and `top_k` is at most {MAX_TOP_K}. Otherwise "
+    "`threshold=-1&top_k=100` would list every enrolled name to a key that may not list subjects.",
     openapi_extra=multipart_body({"image": "the probe photo"}, required=["image"]),
     responses=problems(*GALLERY_ERRORS, *UPLOAD_ERRORS, 409),
 )
@@ -328,12 +318,13 @@ async def identify(
     state, store, data = await _probe_upload(request, gallery)
     s = state.settings
     pool = state.require_pool()
+    admin = key.allows(Role.ADMIN)
+    k = top_k if admin else min(top_k, MAX_TOP_K)
 
-    def job(pipe: FacePipeline) -> IdentifyResponse:
-        img = decode_image(data, "image", max_pixels=s.max_pixels)
-        face = main_face(pipe, img, "image", select)
-        assert face.embedding is not None
-        r = store.identify(gallery, face.embedding, top_k, threshold)
+    async def work() -> IdentifyResponse:
+        face, w, h = await pool.run("identify", jobs.probe, data, "image", select, s.max_pixels, owner=key.id)
+        emb = jobs.embedding_of(face)
+        r = await state.read(lambda: store.identify(gallery, emb, k, threshold, floor=not admin))
         best = r.best
         return IdentifyResponse(
             gallery=gallery,
@@ -341,19 +332,20 @@ async def identify(
             candidates=[Candidate(subject=c.subject, score=round(c.score, 6), rank=c.rank) for c in r.candidates],
             threshold=round(r.threshold, 6) if math.isfinite(r.threshold) else None,
             threshold_source=r.threshold_source,
-            model=r.model or face.embedding.model,
+            model=r.model or emb.model,
             face=FaceOut.from_face(face),
-            width=int(img.shape[1]),
-            height=int(img.shape[0]),
+            width=w,
+            height=h,
         )
 
-    return await pool.run("identify", job)
+    return await _search(request, key, "identify", gallery, None, work())  # type: ignore[no-any-return]
 
 
 @router.post(
     "/{gallery}/subjects/{subject}/verify",
     response_model=SubjectVerifyResponse,
     summary="Is this the enrolled subject? (1:1 against a claimed identity)",
+    description="For keys below admin, `threshold` can only raise the model's calibrated threshold.",
     openapi_extra=multipart_body({"image": "the probe photo"}, required=["image"]),
     responses=problems(*GALLERY_ERRORS, *UPLOAD_ERRORS, 409),
 )
@@ -368,19 +360,19 @@ async def verify_subject(
     state, store, data = await _probe_upload(request, gallery)
     s = state.settings
     pool = state.require_pool()
+    floor = not key.allows(Role.ADMIN)
 
-    def job(pipe: FacePipeline) -> SubjectVerifyResponse:
-        img = decode_image(data, "image", max_pixels=s.max_pixels)
-        face = main_face(pipe, img, "image", select)
-        assert face.embedding is not None
-        d = store.verify(gallery, subject, face.embedding, threshold)
+    async def work() -> SubjectVerifyResponse:
+        face, w, h = await pool.run("verify_subject", jobs.probe, data, "image", select, s.max_pixels, owner=key.id)
+        emb = jobs.embedding_of(face)
+        d = await state.read(lambda: store.verify(gallery, subject, emb, threshold, floor=floor))
         return SubjectVerifyResponse(
             **DecisionOut.fields_from(d),
             gallery=gallery,
             subject=subject,
             face=FaceOut.from_face(face),
-            width=int(img.shape[1]),
-            height=int(img.shape[0]),
+            width=w,
+            height=h,
         )
 
-    return await pool.run("verify_subject", job)
+    return await _search(request, key, "verify", gallery, subject, work())  # type: ignore[no-any-return]

@@ -1,0 +1,97 @@
+"""The model work of each route, as plain functions ``job(pipeline, *args)`` that an inference
+worker process runs (:mod:`faceprint.service.inference`): decode the uploaded bytes, detect,
+align, embed, and return a small picklable result. Nothing here touches a gallery or a key.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import FaceprintError, NoFaceError
+from ..models import OperatingPoint
+from ..pipeline import FacePipeline, select_faces
+from ..scoring import decide
+from ..types import Embedding, Face
+from .schemas import DecisionOut, DetectResponse, EmbedFace, EmbedResponse, FaceOut, ImageSize, VerifyResponse
+from .uploads import decode_image
+
+__all__ = ["detect", "embed", "verify", "probe", "enrol_faces", "faces_of", "main_face", "embedding_of"]
+
+Select = Literal["all", "largest", "central"]
+
+
+def embedding_of(face: Face) -> Embedding:
+    """The embedding of a face a job embedded (they all are)."""
+    if face.embedding is None:  # pragma: no cover - main_face always embeds
+        raise FaceprintError("the pipeline returned a face without an embedding")
+    return face.embedding
+
+
+def faces_of(pipe: FacePipeline, img: npt.NDArray[np.uint8], select: str, *, embed: bool) -> list[Face]:
+    dets = select_faces(pipe.detector.detect(img), img.shape, select)  # type: ignore[arg-type]
+    if not embed:
+        return [Face(d) for d in dets]
+    return pipe.embed_detections(img, dets)
+
+
+def main_face(pipe: FacePipeline, img: npt.NDArray[np.uint8], field: str, select: str) -> Face:
+    faces = faces_of(pipe, img, select, embed=True)
+    if not faces:
+        raise NoFaceError(f"no face found in '{field}'; upload a photo in which a face is clearly visible")
+    return faces[0]
+
+
+def detect(pipe: FacePipeline, data: bytes, max_pixels: int) -> DetectResponse:
+    img = decode_image(data, "image", max_pixels=max_pixels)
+    faces = faces_of(pipe, img, "all", embed=False)
+    return DetectResponse(
+        width=int(img.shape[1]), height=int(img.shape[0]), faces=[FaceOut.from_face(f) for f in faces]
+    )
+
+
+def embed(pipe: FacePipeline, data: bytes, select: Select, max_pixels: int) -> EmbedResponse:
+    img = decode_image(data, "image", max_pixels=max_pixels)
+    out = []
+    for f in faces_of(pipe, img, select, embed=True):
+        assert f.embedding is not None
+        out.append(EmbedFace(**f.detection.to_dict(), embedding=[float(x) for x in f.embedding.vector]))
+    e = pipe.embedder
+    return EmbedResponse(
+        model=f"{e.model_id}@{e.model_version}",
+        dim=e.dim,
+        width=int(img.shape[1]),
+        height=int(img.shape[0]),
+        faces=out,
+    )
+
+
+def verify(
+    pipe: FacePipeline, a: bytes, b: bytes, select: str, point: OperatingPoint, max_pixels: int
+) -> VerifyResponse:
+    img_a = decode_image(a, "image_a", max_pixels=max_pixels)
+    img_b = decode_image(b, "image_b", max_pixels=max_pixels)
+    fa = main_face(pipe, img_a, "image_a", select)
+    fb = main_face(pipe, img_b, "image_b", select)
+    assert fa.embedding is not None and fb.embedding is not None
+    d = decide(fa.embedding, fb.embedding, point)
+    return VerifyResponse(
+        **DecisionOut.fields_from(d),
+        face_a=FaceOut.from_face(fa),
+        face_b=FaceOut.from_face(fb),
+        image_a=ImageSize(width=int(img_a.shape[1]), height=int(img_a.shape[0])),
+        image_b=ImageSize(width=int(img_b.shape[1]), height=int(img_b.shape[0])),
+    )
+
+
+def probe(pipe: FacePipeline, data: bytes, field: str, select: str, max_pixels: int) -> tuple[Face, int, int]:
+    """The main face of one photo, embedded, with the photo's width and height."""
+    img = decode_image(data, field, max_pixels=max_pixels)
+    return main_face(pipe, img, field, select), int(img.shape[1]), int(img.shape[0])
+
+
+def enrol_faces(pipe: FacePipeline, images: list[bytes], select: str, max_pixels: int) -> list[tuple[Face, int, int]]:
+    """:func:`probe` of every photo of an enrolment (all must show a face)."""
+    return [probe(pipe, data, f"images[{i}]", select, max_pixels) for i, data in enumerate(images)]
