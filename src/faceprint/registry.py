@@ -74,7 +74,7 @@ class Registry(Generic[T]):
 detectors: Registry[object] = Registry(
     "detector",
     "faceprint.detectors",
-    ("faceprint.detection.dlib_detectors", "faceprint.detection.onnx_scrfd"),
+    ("faceprint.detection.dlib_detectors", "faceprint.detection.onnx_scrfd", "faceprint.detection.yunet"),
 )
 embedders: Registry[object] = Registry(
     "embedder",
