@@ -19,12 +19,14 @@ from faceprint.embedding.base import Embedder
 from faceprint.io import load_image
 from faceprint.registry import detectors, embedders
 
-from .conftest import data_path
+from .conftest import data_path, shared_model_path
 from .detection.test_onnx_scrfd import FACE_A, build_scrfd
 from .embedding.test_onnx_arcface import build_model
 
 # Settings the tests need for backends whose model file the user supplies.
 _NEEDS_MODEL = {"onnx-scrfd", "onnx-arcface"}
+# Backends whose real weights are in ../shared/models (the test skips when they are absent).
+_SHARED_MODEL = {"yunet": ("yunet", "yunet_s_dynamic.onnx")}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _make(registry: Any, name: str, tiny_models: dict[str, Path]) -> Any:
     kwargs: dict[str, Any] = {"model": tiny_models[name]} if name in _NEEDS_MODEL else {}
+    if name in _SHARED_MODEL:
+        kwargs = {"model": shared_model_path(*_SHARED_MODEL[name])}
     return registry.create(name, **kwargs)
 
 
