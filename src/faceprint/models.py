@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -111,18 +111,54 @@ def _parse_spec(d: dict[str, Any]) -> ModelSpec:
     )
 
 
+def _augmented(base: ModelSpec, tta: str, points: dict[str, Any] | None) -> ModelSpec:
+    """The spec of ``base`` run with test-time augmentation ``tta``: same files and licence, its
+    own name (``<base>+<tta>``) and operating points."""
+    ops = {
+        k: OperatingPoint(k, float(v["threshold"]), float(v["fmr"]), float(v["fnmr"]), str(v["calibrated_on"]))
+        for k, v in (points or {}).items()
+    }
+    return replace(
+        base,
+        name=f"{base.name}+{tta}",
+        description=f"{base.name} with test-time augmentation {tta!r}: the mean of the embeddings of its views.",
+        default=False,
+        operating_points=ops,
+        extra={"base": base.name, "tta": tta},
+    )
+
+
 @cache
 def manifest() -> dict[str, ModelSpec]:
-    """All models faceprint knows, by name (read once from ``faceprint/data/models.json``)."""
+    """All models faceprint knows, by name (read once from ``faceprint/data/models.json``).
+
+    An embedder's ``"tta"`` entries (operating points calibrated with test-time augmentation)
+    appear as models of their own, named ``<model>+<tta>`` (e.g. ``dlib-resnet-v1+flip``).
+    """
     raw = json.loads(resources.files("faceprint").joinpath("data/models.json").read_text("utf-8"))
-    return {d["name"]: _parse_spec(d) for d in raw["models"]}
+    specs: dict[str, ModelSpec] = {}
+    for d in raw["models"]:
+        spec = specs[d["name"]] = _parse_spec(d)
+        for tta, entry in d.get("tta", {}).items():
+            aug = _augmented(spec, tta, entry.get("operating_points"))
+            specs[aug.name] = aug
+    return specs
 
 
 def get_spec(name: str) -> ModelSpec:
+    """A model's spec by name; ``<embedder>+<tta>`` names a known embedder with test-time
+    augmentation (without operating points unless the manifest has them)."""
     specs = manifest()
-    if name not in specs:
-        raise UnknownModelError("model", name, list(specs))
-    return specs[name]
+    if name in specs:
+        return specs[name]
+    base, plus, tta = name.partition("+")
+    if plus and base in specs and specs[base].kind == "embedder":
+        from .embedding.tta import TTA_NONE, parse_tta
+
+        parsed = parse_tta(tta).name  # ConfigurationError for an unknown setting
+        if parsed != TTA_NONE and parsed == tta:
+            return _augmented(specs[base], tta, None)
+    raise UnknownModelError("model", name, list(specs))
 
 
 def model_dir() -> Path:

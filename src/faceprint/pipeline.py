@@ -25,6 +25,7 @@ from ._pool import bounded_ordered_map
 from .alignment import align
 from .detection.base import Detector
 from .embedding.base import Embedder, to_embeddings
+from .embedding.tta import TTA_NONE, parse_tta, with_tta
 from .errors import ConfigurationError, FaceprintError, NoFaceError
 from .io import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
 from .registry import detectors, embedders
@@ -92,6 +93,9 @@ class FacePipeline:
         embedder: a registered embedder name or an Embedder object.
         detector_options, embedder_options: keyword settings for the named backends.
         max_pixels: refuse images with more pixels than this before decoding them (None: no limit).
+        tta: test-time augmentation of each face chip: ``"none"`` (default), ``"flip"`` (chip +
+            mirror image) or ``"jitterN"`` (see :mod:`faceprint.embedding.tta`). Anything but
+            ``"none"`` tags embeddings ``<model>+<tta>``, with their own operating points.
 
     Building a pipeline loads its models (about a second for the defaults); importing
     faceprint loads none.
@@ -105,7 +109,9 @@ class FacePipeline:
         detector_options: Mapping[str, Any] | None = None,
         embedder_options: Mapping[str, Any] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        tta: str = TTA_NONE,
     ) -> None:
+        self.tta = parse_tta(tta).name
         self._detector_spec: str | Detector = detector
         self._embedder_spec: str | Embedder = embedder
         self.detector_options = dict(detector_options or {})
@@ -114,9 +120,11 @@ class FacePipeline:
         self.detector: Detector = (
             detectors.create(detector, **self.detector_options) if isinstance(detector, str) else detector  # type: ignore[assignment]
         )
-        self.embedder: Embedder = (
+        base: Embedder = (
             embedders.create(embedder, **self.embedder_options) if isinstance(embedder, str) else embedder  # type: ignore[assignment]
         )
+        #: the embedder, wrapped in a :class:`~faceprint.embedding.tta.TtaEmbedder` unless ``tta="none"``
+        self.embedder: Embedder = with_tta(base, self.tta)
 
     # --- settings that let worker processes rebuild the same pipeline ---------------------
 
@@ -150,6 +158,7 @@ class FacePipeline:
             "detector_options": self.detector_options,
             "embedder_options": emb_opts,
             "max_pixels": self.max_pixels,
+            "tta": self.tta,
         }
 
     # --- one image -------------------------------------------------------------------------
