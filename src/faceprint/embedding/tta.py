@@ -11,6 +11,9 @@ A TTA setting is a string:
     rotated (±3°), zoomed (crop 0.97–1.0 of the chip shrunk by 3 px) and shifted (±2 %), and
     mirrored with probability ½ (``dlib::jitter_image``). The N transforms are drawn once from a
     fixed seed, so the same face always gives the same embedding, alone or in any batch.
+``"flip-jitter<N>"`` (N = 1 … 32)
+    the chip, N jittered copies (as above, never mirrored by chance), and the mirror image of
+    each: 2N + 2 views, mirror-symmetric like ``"flip"``.
 
 :class:`TtaEmbedder` wraps any :class:`~faceprint.embedding.Embedder` with a setting. Averaging
 changes the scores, so an augmented embedder has its own model id, ``<model_id>+<setting>``
@@ -36,7 +39,7 @@ from .base import Embedder, check_crops, l2_normalise
 __all__ = ["TTA_NONE", "TtaSpec", "parse_tta", "augment", "TtaEmbedder", "with_tta"]
 
 TTA_NONE = "none"
-_JITTER_RE = re.compile(r"jitter([1-9][0-9]?)")
+_JITTER_RE = re.compile(r"(flip-)?jitter([1-9][0-9]?)")
 _MAX_JITTERS = 64
 _JITTER_SEED = 20170212  # fixed: the same jitters for every face, every run
 
@@ -52,7 +55,9 @@ class TtaSpec:
     @property
     def views(self) -> int:
         """Network runs per face."""
-        return self.jitters or (2 if self.flip else 1)
+        if self.flip:
+            return 2 * (self.jitters + 1)
+        return self.jitters or 1
 
 
 def parse_tta(tta: str | None) -> TtaSpec:
@@ -63,16 +68,18 @@ def parse_tta(tta: str | None) -> TtaSpec:
     if name == "flip":
         return TtaSpec("flip", flip=True)
     m = _JITTER_RE.fullmatch(name)
-    if m and 1 <= int(m.group(1)) <= _MAX_JITTERS:
-        return TtaSpec(name, jitters=int(m.group(1)))
+    if m and 1 <= int(m.group(2)) <= (_MAX_JITTERS // 2 if m.group(1) else _MAX_JITTERS):
+        return TtaSpec(name, flip=bool(m.group(1)), jitters=int(m.group(2)))
     raise ConfigurationError(
-        f"unknown test-time augmentation {tta!r}; use 'none', 'flip' or 'jitterN' with N from 1 to {_MAX_JITTERS}"
+        f"unknown test-time augmentation {tta!r}; use 'none', 'flip', 'jitterN' (N from 1 to {_MAX_JITTERS}) "
+        f"or 'flip-jitterN' (N from 1 to {_MAX_JITTERS // 2})"
     )
 
 
 @lru_cache(maxsize=16)
-def _jitter_transforms(n: int, size: int) -> tuple[npt.NDArray[np.float64], ...]:
-    """N (2, 3) chip → jittered-chip matrices, dlib's ``jitter_image`` parameters, fixed seed."""
+def _jitter_transforms(n: int, size: int, mirror: bool = True) -> tuple[npt.NDArray[np.float64], ...]:
+    """N (2, 3) chip → jittered-chip matrices, dlib's ``jitter_image`` parameters, fixed seed
+    (``mirror=False``: without its random mirroring)."""
     rng = np.random.default_rng(_JITTER_SEED)
     rect = size - 6.0  # shrink_rect(get_rect(img), 3)
     c = (size - 1) / 2.0
@@ -88,7 +95,7 @@ def _jitter_transforms(n: int, size: int) -> tuple[npt.NDArray[np.float64], ...]
         m_out_to_in = np.empty((2, 3))
         m_out_to_in[:, :2] = rot
         m_out_to_in[:, 2] = np.array([c + tx, c + ty]) - rot @ np.array([c, c])
-        if flip:  # mirror the output: u_x → size − 1 − u_x
+        if flip and mirror:  # mirror the output: u_x → size − 1 − u_x
             f = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
             m_out_to_in = m_out_to_in @ f
         out.append(m_out_to_in)
@@ -96,21 +103,25 @@ def _jitter_transforms(n: int, size: int) -> tuple[npt.NDArray[np.float64], ...]
 
 
 def augment(crops: npt.NDArray[np.uint8], spec: TtaSpec) -> npt.NDArray[np.uint8]:
-    """The views of (N, S, S, 3) crops as (V, N, S, S, 3), V = ``spec.views``; view 0 of
-    ``"none"``/``"flip"`` is the crops themselves."""
+    """The views of (N, S, S, 3) crops as (V, N, S, S, 3), V = ``spec.views``; view 0 is the crops
+    themselves unless the setting is ``jitterN``."""
     x = np.asarray(crops, dtype=np.uint8)
     if spec.jitters == 0:
         return x[None] if not spec.flip else np.stack([x, x[:, :, ::-1]])
     import cv2
 
     n, size = x.shape[0], x.shape[1]
-    out = np.empty((spec.jitters, *x.shape), dtype=np.uint8)
-    for v, m in enumerate(_jitter_transforms(spec.jitters, size)):
+    views = [x] if spec.flip else []
+    for m in _jitter_transforms(spec.jitters, size, mirror=not spec.flip):
+        v = np.empty_like(x)
         for i in range(n):
-            out[v, i] = cv2.warpAffine(
+            v[i] = cv2.warpAffine(
                 x[i], m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT
             )
-    return out
+        views.append(v)
+    if spec.flip:
+        views += [v[:, :, ::-1] for v in views]
+    return np.stack(views)
 
 
 class TtaEmbedder:
