@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import BackendUnavailableError, ConfigurationError, ImageDimensionError
+from ..errors import BackendUnavailableError, ConfigurationError
 from ..models import model_path
 from ..registry import detectors
 from ..types import BBox, Detection, Landmarks
+from .base import check_image
 
 __all__ = ["DlibLandmarker", "DlibHogDetector", "DlibMmodDetector", "DlibFallbackDetector"]
 
@@ -30,16 +31,6 @@ def _dlib() -> Any:
     except ImportError as exc:  # pragma: no cover - dlib-bin is a hard dependency
         raise BackendUnavailableError("the dlib backends need dlib: pip install dlib-bin") from exc
     return dlib
-
-
-def _check_image(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    a = np.asarray(image)
-    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
-        raise ImageDimensionError(
-            f"detectors take RGB uint8 arrays of shape (H, W, 3), got {a.shape} {a.dtype}; "
-            "decode images with faceprint.io.load_image"
-        )
-    return np.ascontiguousarray(a)
 
 
 def _resize(image: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.uint8]:
@@ -129,7 +120,7 @@ class _DlibBase:
         raise NotImplementedError
 
     def detect(self, image: npt.NDArray[np.uint8]) -> list[Detection]:
-        img = _check_image(image)
+        img = check_image(image)
         h, w = img.shape[:2]
         small, f = self._scan_image(img)
         out: list[Detection] = []

@@ -40,11 +40,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ConfigurationError, EmptyImageError, ImageDimensionError, ModelFormatError
+from ..errors import ConfigurationError, ModelFormatError
 from ..models import get_spec, model_path
 from ..onnx_runtime import describe_nodes, dims, model_version_of, open_onnx_session, resolve_onnx_model
 from ..registry import detectors
-from ..types import BBox, Detection, Landmarks
+from ..types import Detection
+from .base import check_image, to_detections
 from .onnx_scrfd import nms
 
 __all__ = ["YuNetDetector", "MODEL_NAME", "SMALLEST_FACE"]
@@ -201,15 +202,8 @@ class YuNetDetector:
 
     def detect(self, image: npt.NDArray[np.uint8]) -> list[Detection]:
         """Faces in an RGB uint8 (H, W, 3) image, best score first; ``[]`` when there are none."""
-        img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ImageDimensionError(
-                f"detectors take RGB uint8 arrays of shape (H, W, 3), got {img.shape} {img.dtype}; "
-                "decode images with faceprint.io.load_image"
-            )
+        img = check_image(image, allow_empty=False)
         h, w = img.shape[:2]
-        if h == 0 or w == 0:
-            raise EmptyImageError(f"image has no pixels (shape {img.shape})")
         blob, sx, sy = self._blob(img, self.scan_scale(h, w))
         ph, pw = blob.shape[2:]
         outs = dict(zip(_OUTPUTS, self._session.run(list(_OUTPUTS), {self._input_name: blob}), strict=True))
@@ -220,15 +214,7 @@ class YuNetDetector:
         if self.max_faces is not None:
             keep = keep[: self.max_faces]
         back = np.array([sx, sy], dtype=np.float32)
-        lim = np.array([w, h, w, h], dtype=np.float32)
-        result: list[Detection] = []
-        for i in keep:
-            x1, y1, x2, y2 = (float(v) for v in np.clip(boxes[i] / np.tile(back, 2), 0.0, lim))
-            if x2 - x1 <= 1 or y2 - y1 <= 1:  # in the padding, or degenerate
-                continue
-            lm = Landmarks((kps[i] / back).astype(np.float32), "arcface5")
-            result.append(Detection(BBox(x1, y1, x2, y2), float(scores[i]), lm, detector=self.name))
-        return result
+        return to_detections(boxes / np.tile(back, 2), scores, kps / back, keep, img.shape, self.name)
 
     def detect_batch(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[list[Detection]]:
         """:meth:`detect` for each image (sizes differ, so one network run each)."""
