@@ -30,6 +30,7 @@ __all__ = [
     "OperatingPoint",
     "manifest",
     "get_spec",
+    "operating_points_for",
     "model_dir",
     "package_dir",
     "resolve_file",
@@ -70,6 +71,9 @@ class ModelSpec:
     default: bool = False
     embedding_dim: int | None = None
     operating_points: dict[str, OperatingPoint] = field(default_factory=dict)
+    #: detectors only: operating points of embedders (by model id, TTA included) fed by this
+    #: detector's landmarks, where they differ from the embedder's own (calibrated with dlib's)
+    operating_points_by_model: dict[str, dict[str, OperatingPoint]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,18 +87,31 @@ class ModelSpec:
             "description": self.description,
             "embedding_dim": self.embedding_dim,
             "files": [f.filename for f in self.files],
-            "operating_points": {
-                k: {"threshold": op.threshold, "fmr": op.fmr, "fnmr": op.fnmr, "calibrated_on": op.calibrated_on}
-                for k, op in self.operating_points.items()
-            },
+            "operating_points": _points_dict(self.operating_points),
+            **(
+                {"operating_points_by_model": {m: _points_dict(p) for m, p in self.operating_points_by_model.items()}}
+                if self.operating_points_by_model
+                else {}
+            ),
         }
 
 
-def _parse_spec(d: dict[str, Any]) -> ModelSpec:
-    ops = {
-        k: OperatingPoint(k, float(v["threshold"]), float(v["fmr"]), float(v["fnmr"]), str(v["calibrated_on"]))
-        for k, v in d.get("operating_points", {}).items()
+def _points_dict(points: dict[str, OperatingPoint]) -> dict[str, dict[str, Any]]:
+    return {
+        k: {"threshold": op.threshold, "fmr": op.fmr, "fnmr": op.fnmr, "calibrated_on": op.calibrated_on}
+        for k, op in points.items()
     }
+
+
+def _parse_points(d: dict[str, Any] | None) -> dict[str, OperatingPoint]:
+    return {
+        k: OperatingPoint(k, float(v["threshold"]), float(v["fmr"]), float(v["fnmr"]), str(v["calibrated_on"]))
+        for k, v in (d or {}).items()
+    }
+
+
+def _parse_spec(d: dict[str, Any]) -> ModelSpec:
+    ops = _parse_points(d.get("operating_points"))
     files = tuple(ModelFile(f["filename"], f["sha256"], f.get("package"), f.get("subdir", "")) for f in d["files"])
     return ModelSpec(
         name=d["name"],
@@ -107,6 +124,7 @@ def _parse_spec(d: dict[str, Any]) -> ModelSpec:
         default=bool(d.get("default", False)),
         embedding_dim=d.get("embedding_dim"),
         operating_points=ops,
+        operating_points_by_model={m: _parse_points(p) for m, p in d.get("operating_points_by_model", {}).items()},
         extra=d.get("extra", {}),
     )
 
@@ -114,10 +132,7 @@ def _parse_spec(d: dict[str, Any]) -> ModelSpec:
 def _augmented(base: ModelSpec, tta: str, points: dict[str, Any] | None) -> ModelSpec:
     """The spec of ``base`` run with test-time augmentation ``tta``: same files and licence, its
     own name (``<base>+<tta>``) and operating points."""
-    ops = {
-        k: OperatingPoint(k, float(v["threshold"]), float(v["fmr"]), float(v["fnmr"]), str(v["calibrated_on"]))
-        for k, v in (points or {}).items()
-    }
+    ops = _parse_points(points)
     return replace(
         base,
         name=f"{base.name}+{tta}",
@@ -159,6 +174,17 @@ def get_spec(name: str) -> ModelSpec:
         if parsed != TTA_NONE and parsed == tta:
             return _augmented(specs[base], tta, None)
     raise UnknownModelError("model", name, list(specs))
+
+
+def operating_points_for(model_id: str, detector: str | None = None) -> dict[str, OperatingPoint]:
+    """Calibrated operating points of embedding model ``model_id`` (e.g. ``dlib-resnet-v1+flip``)
+    when its faces come from ``detector`` (a registered detector name): the detector's own
+    calibration for that model if the manifest has one, else the model's."""
+    if detector is not None:
+        det = manifest().get(detector)
+        if det is not None and model_id in det.operating_points_by_model:
+            return det.operating_points_by_model[model_id]
+    return get_spec(model_id).operating_points
 
 
 def model_dir() -> Path:

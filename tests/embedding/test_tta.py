@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from faceprint import FacePipeline
 from faceprint.alignment import align
 from faceprint.embedding.tta import TtaEmbedder, _jitter_transforms, augment, parse_tta, with_tta
-from faceprint.errors import ConfigurationError
+from faceprint.errors import ConfigurationError, EmbeddingMismatchError
 from faceprint.io import load_image
-from faceprint.models import get_spec
+from faceprint.models import get_spec, manifest
 from faceprint.registry import embedders
+from faceprint.scoring import cosine
 
 from ..conftest import data_path
 
@@ -81,3 +83,27 @@ def test_augmented_embeddings_have_their_own_model_id(net, chips: np.ndarray) ->
         get_spec("dlib-resnet-v1+mirror")
     with pytest.raises(ConfigurationError):
         TtaEmbedder(net, "none")
+
+
+def test_pipeline_setting_round_trips_and_decides_at_its_own_operating_point() -> None:
+    pipe = FacePipeline(tta="flip")
+    settings = pipe.settings()
+    assert settings["tta"] == "flip"
+    again = FacePipeline(**settings)  # how worker processes rebuild it
+    a = data_path("faces_small", "obama", "obama.jpg")
+    b = data_path("faces_small", "obama", "obama2.jpg")
+    fa, fa2 = pipe.embed_one(a), again.embed_one(a)
+    assert fa.embedding is not None and fa2.embedding is not None
+    np.testing.assert_allclose(fa.embedding.vector, fa2.embedding.vector, atol=1e-6)
+    assert fa.embedding.model == f"dlib-resnet-v1+flip@{fa.embedding.model_version}"
+    res = pipe.verify(a, b)
+    assert res.decision.match
+    flip_point = manifest()["dlib-resnet-v1+flip"].operating_points["fmr=0.001"]
+    plain_point = manifest()["dlib-resnet-v1"].operating_points["fmr=0.001"]
+    assert res.decision.threshold == flip_point.threshold != plain_point.threshold
+    plain = FacePipeline().embed_one(a)
+    assert plain.embedding is not None
+    with pytest.raises(EmbeddingMismatchError):
+        cosine(fa.embedding, plain.embedding)
+    with pytest.raises(ConfigurationError):
+        FacePipeline(tta="sideways")
