@@ -538,7 +538,7 @@ def blank_image_cost(side: int = 1000, repeat: int = 1) -> dict[str, Any]:
     blank = np.zeros((side, side, 3), np.uint8)
     out: dict[str, Any] = {"side": side}
     systems = {
-        "default (min_face=40, coarse to fine, MMOD <= 512x512 px)": detectors.create("dlib-hog-mmod"),
+        "default (min_face=40, coarse to fine, MMOD <= 256x256 px)": detectors.create("dlib-hog-mmod"),
         "old settings (HOG upsample 1, MMOD up to 1000x1000 px)": detectors.create(
             "dlib-hog-mmod", upsample=1, mmod_upsample=0, mmod_max_pixels=1000 * 1000
         ),

@@ -45,7 +45,7 @@ def test_non_faces_give_no_face(path: str) -> None:
 
 
 def test_fallback_uses_mmod_only_when_hog_finds_nothing() -> None:
-    det = detectors.create("dlib-hog-mmod")
+    det = detectors.create("dlib-hog-mmod", mmod_max_pixels=512 * 512)  # this 512 px photo, unscaled
     # the cameraman's face is turned away: HOG misses it, MMOD finds it
     cam = load_image(data_path("misc_faces", "skimage_camera_cameraman.png"))
     assert det.hog.detect(cam) == []
@@ -56,7 +56,7 @@ def test_fallback_uses_mmod_only_when_hog_finds_nothing() -> None:
 
 
 def test_mmod_finds_the_faces_of_a_group_photo() -> None:
-    det = detectors.create("dlib-mmod")
+    det = detectors.create("dlib-mmod", max_pixels=640 * 640)
     dets = det.detect(load_image(data_path("group_photos", "deepface_selfie-many-people.jpg")))
     assert 5 <= len(dets) <= 7 and all(d.landmarks is not None for d in dets)
 
@@ -198,17 +198,22 @@ def test_mmod_scans_a_bounded_number_of_pixels() -> None:
     assert [u for _, u in hog_rec.calls] == [0, 1]
     assert len(mmod_rec.calls) == 1
     (shape, up) = mmod_rec.calls[0]
-    assert up == 0 and shape[0] * shape[1] <= MMOD_MAX_PIXELS == 512 * 512
-    # a face in a large photo is still found within the budget, and boxes map back
+    assert up == 0 and shape[0] * shape[1] <= MMOD_MAX_PIXELS == 256 * 256
+    # an LFW image fits the budget and is scanned whole
     mmod_rec.calls.clear()
-    obama = load_image(data_path("faces_small", "obama", "obama3.jpg"))
-    found = det.mmod.detect(obama)
+    lfw = load_image(data_path("lfw_view1", "AJ_Cook", "AJ_Cook_0001.jpg"))
+    assert len(det.mmod.detect(lfw)) == 1 and mmod_rec.calls == [((250, 250, 3), 0)]
+    # a larger budget finds the face of a 2333 px photo within it, and boxes map back
+    big = detectors.create("dlib-mmod", max_pixels=512 * 512)
+    big_rec = _record(big)
+    found = big.detect(load_image(data_path("faces_small", "obama", "obama3.jpg")))
     assert len(found) == 1 and found[0].bbox.width > 200
-    assert mmod_rec.calls[0][0][0] * mmod_rec.calls[0][0][1] <= MMOD_MAX_PIXELS
+    assert big_rec.calls[0][0][0] * big_rec.calls[0][0][1] <= 512 * 512
     # min_face sets the scale: 80 px faces wanted → half size
     assert detectors.create("dlib-mmod", min_face=80).scan_scale(250, 250) == 0.5
     assert detectors.create("dlib-mmod").scan_scale(250, 250) == 1.0
-    assert detectors.create("dlib-mmod", min_face=20).scan_scale(250, 250) == 2.0
+    assert detectors.create("dlib-mmod", min_face=20).scan_scale(120, 120) == 2.0
+    assert detectors.create("dlib-mmod", min_face=20).scan_scale(250, 250) == pytest.approx(256 / 250)  # capped
     assert detectors.create("dlib-mmod", max_pixels=100 * 100).scan_scale(250, 250) == pytest.approx(0.4)
 
 
