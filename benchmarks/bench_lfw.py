@@ -54,6 +54,7 @@ Usage::
     python benchmarks/bench_lfw.py --limit 100 --out /tmp/lfw_quick.json      # quick check
     python benchmarks/bench_lfw.py --cli --out benchmarks/results/lfw_cli.json  # only the CLI rows, ~10 min
     python benchmarks/bench_lfw.py --blank                                      # worst case: a face-less image
+    python benchmarks/bench_lfw.py --startup 5 --baseline-src ../main/src       # command to first result
 
 ``--limit N`` keeps the first N/2 mated and N/2 non-mated pairs of each pair file.
 The data folder defaults to ``$FACEPRINT_TEST_DATA/lfw_view1`` (``../shared/data`` from the
@@ -527,6 +528,49 @@ def cli_rows(data: Path, tmp: Path, sizes: Sequence[int], model_dir: Path) -> di
     return out
 
 
+# --- start-up: command to first result ----------------------------------------------------------
+
+FR_VERIFY = """
+import sys
+import face_recognition as fr
+a, b = (fr.face_encodings(fr.load_image_file(p))[0] for p in sys.argv[1:3])
+print(bool(fr.compare_faces([a], b)[0]))
+"""
+
+
+def startup_rows(a: Path, b: Path, repeat: int, baseline_src: Path | None) -> dict[str, Any]:
+    """``faceprint verify a b`` in a fresh process (this tree, and ``baseline_src`` if given)
+    against face_recognition's two encodings and compare, alternated, median of ``repeat``."""
+    py = sys.executable
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    cmds: dict[str, tuple[list[str], dict[str, str]]] = {
+        "faceprint verify": ([py, "-m", "faceprint", "verify", str(a), str(b)], {**env, "PYTHONPATH": here}),
+        "face_recognition": ([py, "-c", FR_VERIFY, str(a), str(b)], env),
+    }
+    if baseline_src is not None:
+        cmds["faceprint verify (baseline)"] = (
+            [py, "-m", "faceprint", "verify", str(a), str(b)],
+            {**env, "PYTHONPATH": str(baseline_src)},
+        )
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in cmds}
+    for _ in range(repeat):
+        for name, (cmd, e) in cmds.items():
+            runs[name].append(run_command(cmd, e))
+    out: dict[str, Any] = {}
+    for name, rs in runs.items():
+        out[name] = {
+            "wall_s_median": float(np.median([r["wall_s"] for r in rs])),
+            "cpu_s_median": float(np.median([r["cpu_s"] for r in rs])),
+            "other_processes_cores": float(np.median([r["other_processes_cores"] for r in rs])),
+        }
+        print(
+            f"  {name:28s} wall {out[name]['wall_s_median']:5.2f} s, CPU {out[name]['cpu_s_median']:5.2f} s "
+            f"(median of {repeat}; others used {out[name]['other_processes_cores']:.2f} cores)"
+        )
+    return out
+
+
 # --- worst case: a face-less image ---------------------------------------------------------------
 
 
@@ -611,12 +655,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
     ap.add_argument("--cli", action="store_true", help="only the command-line rows (start-up included)")
     ap.add_argument("--blank", action="store_true", help="only the worst case: a blank 1000x1000 image")
+    ap.add_argument("--startup", type=int, default=0, help="only start-up: verify two photos N times each")
+    ap.add_argument("--baseline-src", type=Path, default=None, help="with --startup: another faceprint src/")
     ap.add_argument("--cli-sizes", type=int, nargs="+", default=[120, 1000], help="image counts of the CLI rows")
     ap.add_argument(
         "--model-dir", type=Path, default=default_data.parent / "models", help="FACEPRINT_MODEL_DIR for yunet"
     )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.startup:
+        photos = default_data / "faces_small" / "obama"
+        print("[6] start-up: command to first result (two photos verified, fresh process each)")
+        res = startup_rows(photos / "obama.jpg", photos / "obama2.jpg", args.startup, args.baseline_src)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"machine": machine(), "startup": res}, indent=2))
+        return 0
     if args.blank:
         print("[5] default detector on a blank 1000x1000 image (every stage runs)")
         res = blank_image_cost()
