@@ -117,7 +117,9 @@ def template_points(template: str, scheme: str) -> tuple[npt.NDArray[np.float64]
     """(template points, per-point weights) for landmarks in ``scheme`` and a named template."""
     t = _get_template(template)
     if scheme == "dlib5":
-        w = np.ones(5) if t.name == "dlib150" else np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+        # dlib's own templates fit all five dlib points; others leave out the nose base, which
+        # does not correspond to the arcface nose tip
+        w = np.ones(5) if t.convention == "dlib" else np.array([1.0, 1.0, 1.0, 1.0, 0.0])
         return t.dlib5, w
     if scheme == "arcface5":
         if t.arcface5 is not None:
