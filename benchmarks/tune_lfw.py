@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from faceprint.alignment import TEMPLATES, Template, _dlib_points, align, crop_transform
+from faceprint.alignment import TEMPLATES, Template, _dlib_points, align, crop_transform, similarity_transform, warp
 from faceprint.evaluation import read_lfw_pairs
 from faceprint.evaluation.metrics import kfold_accuracy
 from faceprint.io import load_image
@@ -271,6 +271,21 @@ def _template(padding: float, lm_source: str, cache: Path, train: Split) -> str:
     return name
 
 
+def joint_chip(image: np.ndarray, points: np.ndarray, template: np.ndarray, n: int = 150) -> np.ndarray:
+    """A dlib-convention chip from any number of points fitted to their template positions
+    (faceprint.alignment.crop_transform's dlib branch, for 10 points: dlib5 + YuNet's five)."""
+    import cv2
+
+    a = similarity_transform(template, points)
+    s = float(np.sqrt(abs(np.linalg.det(a[:, :2]))))
+    lin = a[:, :2] / s * (n * s - 1.0) / (n - 1.0)
+    centre = a @ np.array([n / 2.0, n / 2.0, 1.0])
+    c2i = np.empty((2, 3))
+    c2i[:, :2] = lin
+    c2i[:, 2] = centre - lin @ np.array([(n - 1) / 2.0, (n - 1) / 2.0])
+    return warp(image, np.asarray(cv2.invertAffineTransform(c2i), dtype=np.float64), n, truncate=True)
+
+
 class Embedder:
     def __init__(self, tta: str) -> None:
         from faceprint.embedding.tta import with_tta
@@ -306,6 +321,13 @@ def embeddings(cache: Path, cfg: str, split: Split, train: Split) -> dict[str, n
         if r is None:
             continue
         if r["det"] == "yunet":
+            if lm_source == "joint":
+                k = next(i for i, y in enumerate(yun_all[p]) if y["bbox"] == r["bbox"])
+                pts = np.concatenate([on_yunet[p][k], r["lm"]]).astype(np.float64)
+                tm = np.concatenate([TEMPLATES["dlib150"].dlib5, yunet5_template(cache, train)])
+                crops.append(joint_chip(load_image(p), pts, tm))
+                slots.append(p)
+                continue
             if lm_source == "dlib5":
                 k = next(i for i, y in enumerate(yun_all[p]) if y["bbox"] == r["bbox"])
                 lm = Landmarks(on_yunet[p][k], "dlib5")

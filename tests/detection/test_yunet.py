@@ -144,3 +144,20 @@ def test_other_graphs_and_settings_are_clear_errors(tmp_path: Path) -> None:
             YuNetDetector(model=path, **bad)  # type: ignore[arg-type]
     with pytest.raises(ModelChecksumError):
         YuNetDetector(model=path, sha256="0" * 64)
+
+
+def test_dlib5_landmarks_on_yunet_boxes_match_dlibs_own(hog) -> None:
+    """landmarks='dlib5' places dlib's predictor on the box HOG would draw: the points land where
+    they land from HOG's own box (within a few pixels on a 250 px LFW image)."""
+    from faceprint.detection.yunet import hog_box
+
+    det = YuNetDetector(model=shared_model_path("yunet", "yunet_s_dynamic.onnx"), landmarks="dlib5")
+    for who in (("AJ_Cook", "AJ_Cook_0001.jpg"), ("Aaron_Sorkin", "Aaron_Sorkin_0002.jpg")):
+        img = load_image(data_path("lfw_view1", *who))
+        (y,), h = det.detect(img), hog.detect(img)[0]
+        assert y.landmarks is not None and y.landmarks.scheme == "dlib5" and y.detector == "yunet"
+        assert np.abs(y.landmarks.points - h.landmarks.points).max() < 4.0  # type: ignore[union-attr]
+        mapped = hog_box(y.bbox)
+        assert abs(mapped.center[0] - h.bbox.center[0]) < 8 and abs(mapped.width - h.bbox.width) < 0.2 * h.bbox.width
+    with pytest.raises(ConfigurationError):
+        YuNetDetector(model=det.path, landmarks="dlib68")

@@ -44,19 +44,32 @@ from ..errors import ConfigurationError, ModelFormatError
 from ..models import get_spec, model_path
 from ..onnx_runtime import describe_nodes, dims, model_version_of, open_onnx_session, resolve_onnx_model
 from ..registry import detectors
-from ..types import Detection
+from ..types import BBox, Detection
 from .base import check_image, to_detections
 from .onnx_scrfd import nms
 
-__all__ = ["YuNetDetector", "MODEL_NAME", "SMALLEST_FACE"]
+__all__ = ["YuNetDetector", "MODEL_NAME", "SMALLEST_FACE", "HOG_BOX_FROM_YUNET", "hog_box"]
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "yunet"
 #: Smallest face (px at the scanned scale) YuNet finds reliably: its finest anchors are 8 px apart.
 SMALLEST_FACE = 10.0
+#: The box dlib's HOG detector draws around a face, from YuNet's box of width w: centre moved by
+#: (dx·w, dy·w), size (sx·w, sy·w). Medians over 3,415 LFW View 1 DevTrain faces both found
+#: (benchmarks/tune_lfw.py, box_map); dlib's 5-point predictor expects boxes like HOG's.
+HOG_BOX_FROM_YUNET = (-0.0323, 0.0525, 1.1393, 1.1308)
 _STRIDES = (8, 16, 32)
 _OUTPUTS = tuple(f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in _STRIDES)
+
+
+def hog_box(box: BBox) -> BBox:
+    """The box dlib's HOG detector would draw for the face YuNet boxed as ``box``."""
+    dx, dy, sx, sy = HOG_BOX_FROM_YUNET
+    w = box.width
+    cx, cy = box.center
+    cx, cy = cx + dx * w, cy + dy * w
+    return BBox(cx - sx * w / 2, cy - sy * w / 2, cx + sx * w / 2, cy + sy * w / 2)
 
 
 @detectors.register("yunet")
@@ -75,6 +88,9 @@ class YuNetDetector:
         min_face: smallest face wanted, in pixels of the input image (see the module docstring).
         max_side: longer side an image is shrunk to before scanning (unless ``min_face`` needs more).
         max_faces: keep at most this many faces (best scores), None for all.
+        landmarks: ``"yunet"`` (default): YuNet's own five points (``arcface5``); ``"dlib5"``:
+            dlib's 5-point predictor placed on each box, after mapping it to the box dlib's HOG
+            detector draws for the same face (:data:`HOG_BOX_FROM_YUNET`), ~1 ms more per face.
     """
 
     name = "yunet"
@@ -91,7 +107,10 @@ class YuNetDetector:
         min_face: float = 40.0,
         max_side: int = 640,
         max_faces: int | None = None,
+        landmarks: str = "yunet",
     ) -> None:
+        if landmarks not in ("yunet", "dlib5"):
+            raise ConfigurationError(f"landmarks must be 'yunet' or 'dlib5', got {landmarks!r}")
         if not 0.0 <= float(score_threshold) <= 1.0:
             raise ConfigurationError(f"score_threshold must be in [0, 1], got {score_threshold!r}")
         if not 0.0 < float(nms_threshold) <= 1.0:
@@ -117,6 +136,12 @@ class YuNetDetector:
             self.model_version = model_version_of(self.path, sha256)
         self._session = open_onnx_session(self.path, threads=threads, providers=providers)
         self._inspect_graph()
+        self.landmarks = landmarks
+        self._dlib5: Any = None
+        if landmarks == "dlib5":
+            from .dlib_detectors import DlibLandmarker
+
+            self._dlib5 = DlibLandmarker()
         log.info("loaded YuNet detector %s@%s", self.path.name, self.model_version)
 
     def _inspect_graph(self) -> None:
@@ -214,7 +239,13 @@ class YuNetDetector:
         if self.max_faces is not None:
             keep = keep[: self.max_faces]
         back = np.array([sx, sy], dtype=np.float32)
-        return to_detections(boxes / np.tile(back, 2), scores, kps / back, keep, img.shape, self.name)
+        found = to_detections(boxes / np.tile(back, 2), scores, kps / back, keep, img.shape, self.name)
+        if self._dlib5 is None:
+            return found
+        return [
+            Detection(d.bbox, d.score, self._dlib5(img, hog_box(d.bbox)), detector=self.name)  # type: ignore[arg-type]
+            for d in found
+        ]
 
     def detect_batch(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[list[Detection]]:
         """:meth:`detect` for each image (sizes differ, so one network run each)."""
