@@ -310,7 +310,7 @@ def embeddings(cache: Path, cfg: str, split: Split, train: Split) -> dict[str, n
     faces = run_order(cache, order, split.images)
     on_yunet = (
         dlib5_on_yunet(cache, train, split.images)
-        if lm_source == "dlib5" and any(o.startswith("yunet") for o in order)
+        if lm_source in ("dlib5", "joint") and any(o.startswith("yunet") for o in order)
         else {}
     )
     yun_all = detections(cache, "yunet", split.images) if on_yunet else {}

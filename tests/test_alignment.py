@@ -125,7 +125,7 @@ def test_arcface5_landmarks_give_the_chip_dlib5_landmarks_give(hog) -> None:
 
     from .conftest import shared_model_path
 
-    yunet = YuNetDetector(model=shared_model_path("yunet", "yunet_s_dynamic.onnx"))
+    yunet = YuNetDetector(model=shared_model_path("yunet", "yunet_s_dynamic.onnx"), landmarks="yunet")
     net = embedders.create("dlib-resnet-onnx", threads=1)
     t = TEMPLATES["dlib150"]
     assert t.arcface5 is not None and np.all(template_points("dlib150", "arcface5")[1] == 1.0)

@@ -133,25 +133,24 @@ def test_central_selection_picks_the_labelled_face_of_a_centred_crop(pipeline: F
     assert pipeline.verify(img, other, select="largest").decision.score < same.decision.score
 
 
-def test_presets_and_their_operating_points() -> None:
+def test_operating_points_follow_tta_and_detector() -> None:
     from faceprint.models import manifest
 
     from .conftest import MODELS
 
-    with pytest.raises(ConfigurationError, match="yunet"):
-        FacePipeline.preset("fastest")
-    flip = FacePipeline.preset("default", tta="flip")
+    flip = FacePipeline(tta="flip")
     assert flip.operating_point().threshold == manifest()["dlib-resnet-v1+flip"].operating_points["fmr=0.001"].threshold
+    with pytest.raises(ConfigurationError, match="fmr=0.5"):
+        flip.operating_point("fmr=0.5")
     if not (MODELS / "yunet" / "yunet_s_dynamic.onnx").is_file():
         pytest.skip("yunet weights not in ../shared/models")
     import os
 
     os.environ.setdefault("FACEPRINT_MODEL_DIR", str(MODELS))
-    pipe = FacePipeline.preset("yunet")
-    assert pipe.settings()["detector"] == "yunet"
+    pipe = FacePipeline("yunet")
     point = pipe.operating_point("fmr=0.001")
-    assert point.threshold == manifest()["yunet"].operating_points_by_model["dlib-resnet-v1"]["fmr=0.001"].threshold
-    assert "preset yunet" in point.calibrated_on
+    by_yunet = manifest()["yunet"].operating_points_by_model["dlib-resnet-v1"]["fmr=0.001"]
+    assert point.threshold == by_yunet.threshold and "detector yunet" in point.calibrated_on
     o = data_path("faces_small", "obama")
     assert pipe.verify(o / "obama.jpg", o / "obama2.jpg").decision.match
     assert not pipe.verify(o / "obama.jpg", data_path("faces_small", "biden", "biden.jpg")).decision.match

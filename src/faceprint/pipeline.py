@@ -33,7 +33,7 @@ from .registry import detectors, embedders
 from .scoring import decide
 from .types import Decision, Detection, Face
 
-__all__ = ["FacePipeline", "ImageResult", "VerifyResult", "Selection", "select_faces", "PRESETS"]
+__all__ = ["FacePipeline", "ImageResult", "VerifyResult", "Selection", "select_faces"]
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,6 @@ ProgressHook = Callable[[int, int | None], None]
 
 DEFAULT_DETECTOR = "dlib-hog-mmod"
 DEFAULT_EMBEDDER = "dlib-resnet-onnx"
-
-#: Named pipelines (:meth:`FacePipeline.preset`). ``"yunet"``: YuNet's detector and five points
-#: (weights in the model dir, see :mod:`faceprint.detection.yunet`) feeding dlib's ResNet, with
-#: operating points calibrated for it; faster than the default and, on LFW View 1, more accurate.
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"detector": DEFAULT_DETECTOR, "embedder": DEFAULT_EMBEDDER},
-    "yunet": {"detector": "yunet", "embedder": DEFAULT_EMBEDDER},
-}
 
 
 def select_faces(detections: Sequence[Detection], image_shape: tuple[int, ...], how: Selection) -> list[Detection]:
@@ -134,16 +126,6 @@ class FacePipeline:
         )
         #: the embedder, wrapped in a :class:`~faceprint.embedding.tta.TtaEmbedder` unless ``tta="none"``
         self.embedder: Embedder = with_tta(base, self.tta)
-
-    @classmethod
-    def preset(cls, name: str, **settings: Any) -> FacePipeline:
-        """A named pipeline from :data:`PRESETS` (``"default"``, ``"yunet"``); ``settings`` add to it
-        (e.g. ``tta="flip"``, ``detector_options={"min_face": 20}``)."""
-        try:
-            base = PRESETS[name]
-        except KeyError:
-            raise ConfigurationError(f"unknown pipeline preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
-        return cls(**{**base, **settings})
 
     def operating_point(self, name: str = "fmr=0.001") -> OperatingPoint:
         """The calibrated operating point ``name`` (``"fmr=0.001"``, ``"eer"`` …) for this pipeline's

@@ -19,7 +19,7 @@ from ..conftest import DATA, data_path, shared_model_path
 
 @pytest.fixture(scope="module")
 def yunet() -> YuNetDetector:
-    return YuNetDetector(model=shared_model_path("yunet", "yunet_s_dynamic.onnx"))
+    return YuNetDetector(model=shared_model_path("yunet", "yunet_s_dynamic.onnx"), landmarks="yunet")
 
 
 class _RecordingSession:
@@ -71,7 +71,7 @@ def test_same_faces_as_opencv_facedetectoryn() -> None:
     """OpenCV's C++ decoder on OpenCV Zoo's fixed 640 × 640 file is the reference."""
     cv2 = pytest.importorskip("cv2")
     path = shared_model_path("yunet", "yunet_s_640_640.onnx")
-    ours = YuNetDetector(model=path, score_threshold=0.7)
+    ours = YuNetDetector(model=path, score_threshold=0.7, landmarks="yunet")
     ref = cv2.FaceDetectorYN.create(str(path), "", (640, 640), 0.7, 0.3, 5000)
     for name in ("insightface_t1.jpg", "face_recognition_obama_and_biden.jpg", "facenet_pytorch_multiface.jpg"):
         img = load_image(data_path("group_photos", name))
@@ -151,7 +151,7 @@ def test_dlib5_landmarks_on_yunet_boxes_match_dlibs_own(hog) -> None:
     they land from HOG's own box (within a few pixels on a 250 px LFW image)."""
     from faceprint.detection.yunet import hog_box
 
-    det = YuNetDetector(model=shared_model_path("yunet", "yunet_s_dynamic.onnx"), landmarks="dlib5")
+    det = YuNetDetector(model=shared_model_path("yunet", "yunet_s_dynamic.onnx"))  # landmarks="dlib5"
     for who in (("AJ_Cook", "AJ_Cook_0001.jpg"), ("Aaron_Sorkin", "Aaron_Sorkin_0002.jpg")):
         img = load_image(data_path("lfw_view1", *who))
         (y,), h = det.detect(img), hog.detect(img)[0]
@@ -159,5 +159,6 @@ def test_dlib5_landmarks_on_yunet_boxes_match_dlibs_own(hog) -> None:
         assert np.abs(y.landmarks.points - h.landmarks.points).max() < 4.0  # type: ignore[union-attr]
         mapped = hog_box(y.bbox)
         assert abs(mapped.center[0] - h.bbox.center[0]) < 8 and abs(mapped.width - h.bbox.width) < 0.2 * h.bbox.width
+    assert det.landmarks == "dlib5"
     with pytest.raises(ConfigurationError):
         YuNetDetector(model=det.path, landmarks="dlib68")
