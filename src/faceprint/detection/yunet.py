@@ -19,7 +19,8 @@ session releases the GIL and shares faceprint's ONNX settings):
 3. Scores ≥ ``score_threshold`` are kept, merged by non-maximum suppression, mapped back to the
    image and returned best first. YuNet's landmarks (right eye, left eye, nose tip, right and
    left mouth corner, of the person) are in faceprint's ``arcface5`` order (eye on the image's
-   left first).
+   left first). By default (``landmarks="dlib5"``) each face instead gets dlib's 5-point
+   landmarks, placed on its box: they align faces for dlib's network better (see the class).
 
 Scan scale and cost. YuNet sees faces down to about 10 px at the scale it scans. Images whose
 longer side exceeds ``max_side`` are shrunk to it, unless that would make a face of ``min_face``
