@@ -30,6 +30,18 @@ What is measured, on the images named by ``pairsDevTrain.txt`` and ``pairsDevTes
    acquire, and every pair that uses it is decided as a non-match (score −inf; a finite
    sentinel below every real score in the EER/threshold code).
 
+4. ``--cli``: the command line as a user runs it, start-up included (imports, model load,
+   worker start): ``faceprint embed DIR -o x.npz`` on 120 images (the first image of each of the
+   first 120 people of the View 1 folder) and on 1,000 (first 1,000 people), against
+   face_recognition's loop (``import face_recognition``; ``face_encodings(load_image_file(p))``
+   per image) run as a script in the same way, for the default pipeline and for
+   ``--detector yunet`` (needs ``yunet/yunet_s_dynamic.onnx`` in ``$FACEPRINT_MODEL_DIR``,
+   default ``../shared/models``). Each command runs in a fresh process; wall time and the CPU
+   time of the process and its children are reported, with the cores other programs used
+   meanwhile. faceprint runs twice per set: with its default worker choice, and ``--workers 1``
+   (one process). Per-image CPU without start-up is the difference between the 1,000- and the
+   120-image runs divided by 880.
+
 Setup (benchmark only, not a faceprint dependency; see ``benchmarks/requirements.txt``)::
 
     pip install --no-deps face_recognition==1.3.0
@@ -40,6 +52,9 @@ Usage::
 
     python benchmarks/bench_lfw.py --out benchmarks/results/lfw.json          # full run, ~15-20 min on 2 idle cores
     python benchmarks/bench_lfw.py --limit 100 --out /tmp/lfw_quick.json      # quick check
+    python benchmarks/bench_lfw.py --cli --out benchmarks/results/lfw_cli.json  # only the CLI rows, ~10 min
+    python benchmarks/bench_lfw.py --blank                                      # worst case: a face-less image
+    python benchmarks/bench_lfw.py --startup 5 --baseline-src ../main/src       # command to first result
 
 ``--limit N`` keeps the first N/2 mated and N/2 non-mated pairs of each pair file.
 The data folder defaults to ``$FACEPRINT_TEST_DATA/lfw_view1`` (``../shared/data`` from the
@@ -382,6 +397,206 @@ def per_face_timing(paths: Sequence[str], n_chips: int, batch: int, threads_all:
     return out
 
 
+# --- the command line, start-up included ---------------------------------------------------------
+
+FR_SCRIPT = """
+import sys
+from pathlib import Path
+import numpy as np
+import face_recognition as fr
+paths = sorted(str(p) for p in Path(sys.argv[1]).iterdir())
+vecs = []
+for p in paths:
+    encs = fr.face_encodings(fr.load_image_file(p))
+    vecs.extend(encs)
+np.save(sys.argv[2], np.array(vecs))
+print(len(paths), "images", len(vecs), "faces")
+"""
+
+
+def image_set(root: Path, n: int, dest: Path) -> Path:
+    """A folder of links to the first image of each of the first ``n`` people (sorted)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    people = sorted(p for p in root.iterdir() if p.is_dir())[:n]
+    if len(people) < n:
+        raise SystemExit(f"{root} has only {len(people)} people; {n} needed")
+    for person in people:
+        first = sorted(person.glob("*.jpg"))[0]
+        link = dest / first.name
+        if not link.exists():
+            link.symlink_to(first)
+    return dest
+
+
+def run_command(cmd: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
+    """Wall and CPU time of one command and every process it starts.
+
+    CPU: the larger of the rusage of the waited-for children and the sum over every descendant
+    sampled every 50 ms with psutil (worker processes started by a forkserver are not children
+    of the command and may never be waited for by it, so rusage alone can miss them).
+    """
+    import resource
+    import subprocess
+
+    import psutil
+
+    m = Meter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0 = m._busy()
+    seen: dict[int, float] = {}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            procs = []
+        for p in procs:
+            try:
+                c = p.cpu_times()
+            except psutil.Error:
+                continue
+            seen[p.pid] = max(seen.get(p.pid, 0.0), c.user + c.system)
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    waited = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = max(waited, sum(seen.values()))
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr[-2000:]}")
+    return {
+        "command": " ".join(cmd),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_waited_s": waited,
+        "cpu_sampled_s": sum(seen.values()),
+        "processes": len(seen),
+        "other_processes_cores": (m._busy() - busy0 - cpu) / wall,
+        "output": (stdout + stderr).strip().splitlines()[-1:],
+    }
+
+
+def cli_rows(data: Path, tmp: Path, sizes: Sequence[int], model_dir: Path) -> dict[str, Any]:
+    py = sys.executable
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("FACEPRINT_MODEL_DIR", str(model_dir))
+    systems: dict[str, list[str]] = {
+        "faceprint": [],
+        "faceprint_1proc": ["--workers", "1"],
+        "faceprint_yunet": ["--detector", "yunet"],
+        "faceprint_yunet_1proc": ["--detector", "yunet", "--workers", "1"],
+    }
+    out: dict[str, Any] = {}
+    for n in sizes:
+        folder = image_set(data, n, tmp / f"lfw{n}")
+        row: dict[str, Any] = {"images": n}
+        row["face_recognition"] = run_command([py, "-c", FR_SCRIPT, str(folder), str(tmp / f"fr{n}.npy")], env)
+        for name, extra in systems.items():
+            cmd = [py, "-m", "faceprint", "embed", str(folder), "-o", str(tmp / f"{name}{n}.npz"), *extra]
+            row[name] = run_command(cmd, env)
+        fr = row["face_recognition"]
+        for name in systems:
+            r = row[name]
+            r["wall_ratio_vs_fr"] = fr["wall_s"] / r["wall_s"]
+            r["cpu_ratio_vs_fr"] = fr["cpu_s"] / r["cpu_s"]
+            print(
+                f"  {n:5d} images  {name:22s} wall {r['wall_s']:6.2f} s vs {fr['wall_s']:6.2f} s "
+                f"= {r['wall_ratio_vs_fr']:5.2f}x   cpu {r['cpu_s']:6.2f} s vs {fr['cpu_s']:6.2f} s "
+                f"= {r['cpu_ratio_vs_fr']:5.2f}x   (others used {r['other_processes_cores']:.2f} cores; "
+                f"face_recognition's run {fr['other_processes_cores']:.2f})"
+            )
+        out[str(n)] = row
+    if len(sizes) == 2:  # marginal CPU per image, start-up removed
+        a, b = (out[str(n)] for n in sorted(sizes))
+        dn = max(sizes) - min(sizes)
+        marginal = {k: (b[k]["cpu_s"] - a[k]["cpu_s"]) / dn * 1e3 for k in ("face_recognition", *systems)}
+        out["cpu_ms_per_image_without_startup"] = marginal
+        out["startup_cpu_s"] = {
+            k: a[k]["cpu_s"] - marginal[k] * min(sizes) / 1e3 for k in ("face_recognition", *systems)
+        }
+        fr_ms = marginal["face_recognition"]
+        for k in systems:
+            print(
+                f"  per image, start-up removed: {k:22s} {marginal[k]:6.1f} ms CPU vs face_recognition "
+                f"{fr_ms:6.1f} ms = {fr_ms / marginal[k]:5.2f}x; start-up {out['startup_cpu_s'][k]:.2f} s CPU "
+                f"(face_recognition {out['startup_cpu_s']['face_recognition']:.2f} s)"
+            )
+    return out
+
+
+# --- start-up: command to first result ----------------------------------------------------------
+
+FR_VERIFY = """
+import sys
+import face_recognition as fr
+a, b = (fr.face_encodings(fr.load_image_file(p))[0] for p in sys.argv[1:3])
+print(bool(fr.compare_faces([a], b)[0]))
+"""
+
+
+def startup_rows(a: Path, b: Path, repeat: int, baseline_src: Path | None) -> dict[str, Any]:
+    """``faceprint verify a b`` in a fresh process (this tree, and ``baseline_src`` if given)
+    against face_recognition's two encodings and compare, alternated, median of ``repeat``."""
+    py = sys.executable
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    cmds: dict[str, tuple[list[str], dict[str, str]]] = {
+        "faceprint verify": ([py, "-m", "faceprint", "verify", str(a), str(b)], {**env, "PYTHONPATH": here}),
+        "face_recognition": ([py, "-c", FR_VERIFY, str(a), str(b)], env),
+    }
+    if baseline_src is not None:
+        cmds["faceprint verify (baseline)"] = (
+            [py, "-m", "faceprint", "verify", str(a), str(b)],
+            {**env, "PYTHONPATH": str(baseline_src)},
+        )
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in cmds}
+    for _ in range(repeat):
+        for name, (cmd, e) in cmds.items():
+            runs[name].append(run_command(cmd, e))
+    out: dict[str, Any] = {}
+    for name, rs in runs.items():
+        out[name] = {
+            "wall_s_median": float(np.median([r["wall_s"] for r in rs])),
+            "cpu_s_median": float(np.median([r["cpu_s"] for r in rs])),
+            "other_processes_cores": float(np.median([r["other_processes_cores"] for r in rs])),
+        }
+        print(
+            f"  {name:28s} wall {out[name]['wall_s_median']:5.2f} s, CPU {out[name]['cpu_s_median']:5.2f} s "
+            f"(median of {repeat}; others used {out[name]['other_processes_cores']:.2f} cores)"
+        )
+    return out
+
+
+# --- worst case: a face-less image ---------------------------------------------------------------
+
+
+def blank_image_cost(side: int = 1000, repeat: int = 1) -> dict[str, Any]:
+    """The default detector on a blank ``side`` × ``side`` image (the worst case: every stage runs),
+    against the settings it replaced (HOG upsample 1; MMOD on the image up to 1000 px), same run."""
+    from faceprint.registry import detectors
+
+    blank = np.zeros((side, side, 3), np.uint8)
+    out: dict[str, Any] = {"side": side}
+    systems = {
+        "default (min_face=40, coarse to fine, MMOD <= 256x256 px)": detectors.create("dlib-hog-mmod"),
+        "old settings (HOG upsample 1, MMOD up to 1000x1000 px)": detectors.create(
+            "dlib-hog-mmod", upsample=1, mmod_upsample=0, mmod_max_pixels=1000 * 1000
+        ),
+    }
+    for name, det in systems.items():
+        det.detect(np.zeros((64, 64, 3), np.uint8))  # build the lazy MMOD stage outside the timing
+        with Meter() as m:
+            for _ in range(repeat):
+                assert det.detect(blank) == []
+        out[name] = {"wall_s": m.wall / repeat, "cpu_s": m.cpu / repeat, "other_processes_cores": m.other_cores}
+        print(f"  {name}: {m.wall / repeat:.2f} s wall, {m.cpu / repeat:.2f} s CPU per image")
+    return out
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -438,8 +653,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=4, help="images each system sees before timing")
     ap.add_argument("--skip-single", action="store_true", help="skip faceprint with workers=1")
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
+    ap.add_argument("--cli", action="store_true", help="only the command-line rows (start-up included)")
+    ap.add_argument("--blank", action="store_true", help="only the worst case: a blank 1000x1000 image")
+    ap.add_argument("--startup", type=int, default=0, help="only start-up: verify two photos N times each")
+    ap.add_argument("--baseline-src", type=Path, default=None, help="with --startup: another faceprint src/")
+    ap.add_argument("--cli-sizes", type=int, nargs="+", default=[120, 1000], help="image counts of the CLI rows")
+    ap.add_argument(
+        "--model-dir", type=Path, default=default_data.parent / "models", help="FACEPRINT_MODEL_DIR for yunet"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.startup:
+        photos = default_data / "faces_small" / "obama"
+        print("[6] start-up: command to first result (two photos verified, fresh process each)")
+        res = startup_rows(photos / "obama.jpg", photos / "obama2.jpg", args.startup, args.baseline_src)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"machine": machine(), "startup": res}, indent=2))
+        return 0
+    if args.blank:
+        print("[5] default detector on a blank 1000x1000 image (every stage runs)")
+        res = blank_image_cost()
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"machine": machine(), "blank": res}, indent=2))
+        return 0
+    if args.cli:
+        import tempfile
+
+        info = machine()
+        print(f"[4] faceprint embed vs face_recognition's loop, start-up included; {info['cores']} cores")
+        with tempfile.TemporaryDirectory(prefix="bench_lfw_cli_") as tmp:
+            rows = cli_rows(args.data, Path(tmp), args.cli_sizes, args.model_dir)
+        results_cli = {
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "machine": info,
+            "cli": rows,
+        }
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results_cli, indent=2))
+            print(f"wrote {args.out}")
+        return 0
 
     from faceprint.pipeline import FacePipeline, _cpu_count
 

@@ -10,6 +10,17 @@ import pytest
 DATA = Path(os.environ.get("FACEPRINT_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
+MODELS = Path(os.environ.get("FACEPRINT_TEST_MODELS", Path(__file__).resolve().parents[1].parent / "shared" / "models"))
+
+
+def shared_model_path(*parts: str) -> Path:
+    """A third-party model file from ../shared/models (not on PyPI); skips the test when absent."""
+    p = MODELS.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"model file {p} not found (set FACEPRINT_TEST_MODELS to the shared models folder)")
+    return p
+
+
 def data_path(*parts: str) -> Path:
     p = DATA.joinpath(*parts)
     if not p.exists():

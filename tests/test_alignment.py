@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceprint.alignment import TEMPLATES, align, crop_transform, similarity_transform, warp
+from faceprint.alignment import TEMPLATES, align, crop_transform, similarity_transform, template_points, warp
 from faceprint.errors import ConfigurationError
 from faceprint.io import load_image
 from faceprint.types import Landmarks
@@ -114,3 +114,41 @@ def test_large_photo_crop_is_antialiased_and_close_to_dlib(hog) -> None:
     ref = dlib.get_face_chip(img, shape, size=150, padding=0.25).astype(float)
     ours = align(img, det, "dlib150").image.astype(float)
     assert np.abs(ours - ref).mean() < 4.0
+
+
+def test_arcface5_landmarks_give_the_chip_dlib5_landmarks_give(hog) -> None:
+    """YuNet's five points (eye centres, nose tip, mouth corners), fitted to where they fall in
+    dlib's chips, give nearly the embedding dlib's own points give, closer than the eyes alone."""
+    from faceprint.alignment import Template
+    from faceprint.detection.yunet import YuNetDetector
+    from faceprint.registry import embedders
+
+    from .conftest import shared_model_path
+
+    yunet = YuNetDetector(model=shared_model_path("yunet", "yunet_s_dynamic.onnx"), landmarks="yunet")
+    net = embedders.create("dlib-resnet-onnx", threads=1)
+    t = TEMPLATES["dlib150"]
+    assert t.arcface5 is not None and np.all(template_points("dlib150", "arcface5")[1] == 1.0)
+    eyes_only = Template("dlib150-eyes", 150, "dlib", t.dlib5, None)  # the mapping used before
+    TEMPLATES[eyes_only.name] = eyes_only
+    five, eyes = [], []
+    try:
+        for path in sorted(data_path("lfw_view1").glob("B*/*_0001.jpg"))[:24]:
+            img = load_image(path)
+            d, y = hog.detect(img), yunet.detect(img)
+            if not d or not y:
+                continue
+            v = net.embed(
+                [
+                    align(img, d[0], "dlib150").image,
+                    align(img, y[0], "dlib150").image,
+                    align(img, y[0], eyes_only.name).image,
+                ]
+            )
+            five.append(float(v[0] @ v[1]))
+            eyes.append(float(v[0] @ v[2]))
+    finally:
+        del TEMPLATES[eyes_only.name]
+    assert len(five) >= 20
+    assert np.median(five) > 0.985
+    assert np.median(five) > np.median(eyes)

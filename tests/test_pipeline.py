@@ -117,3 +117,40 @@ def test_unknown_backends_name_the_choices() -> None:
         FacePipeline(detector="no-such-detector")
     with pytest.raises(UnknownModelError, match="dlib-resnet-onnx"):
         FacePipeline(embedder="no-such-embedder")
+
+
+def test_central_selection_picks_the_labelled_face_of_a_centred_crop(pipeline: FacePipeline) -> None:
+    """LFW labels the face at the centre; in this image a larger face sits in a corner."""
+    img = data_path("lfw_view1", "Colin_Farrell", "Colin_Farrell_0003.jpg")
+    (central,) = pipeline.analyze(img, select="central")
+    (largest,) = pipeline.analyze(img, select="largest")
+    cx, cy = central.detection.bbox.center
+    assert abs(cx - 125) < 25 and abs(cy - 125) < 25
+    assert largest.detection.bbox.center[0] < 80  # the other face
+    other = data_path("lfw_view1", "Colin_Farrell", "Colin_Farrell_0001.jpg")
+    same = pipeline.verify(img, other, select="central")
+    assert same.decision.match
+    assert pipeline.verify(img, other, select="largest").decision.score < same.decision.score
+
+
+def test_operating_points_follow_tta_and_detector() -> None:
+    from faceprint.models import manifest
+
+    from .conftest import MODELS
+
+    flip = FacePipeline(tta="flip")
+    assert flip.operating_point().threshold == manifest()["dlib-resnet-v1+flip"].operating_points["fmr=0.001"].threshold
+    with pytest.raises(ConfigurationError, match="fmr=0.5"):
+        flip.operating_point("fmr=0.5")
+    if not (MODELS / "yunet" / "yunet_s_dynamic.onnx").is_file():
+        pytest.skip("yunet weights not in ../shared/models")
+    import os
+
+    os.environ.setdefault("FACEPRINT_MODEL_DIR", str(MODELS))
+    pipe = FacePipeline("yunet")
+    point = pipe.operating_point("fmr=0.001")
+    by_yunet = manifest()["yunet"].operating_points_by_model["dlib-resnet-v1"]["fmr=0.001"]
+    assert point.threshold == by_yunet.threshold and "detector yunet" in point.calibrated_on
+    o = data_path("faces_small", "obama")
+    assert pipe.verify(o / "obama.jpg", o / "obama2.jpg").decision.match
+    assert not pipe.verify(o / "obama.jpg", data_path("faces_small", "biden", "biden.jpg")).decision.match

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -30,6 +30,7 @@ __all__ = [
     "OperatingPoint",
     "manifest",
     "get_spec",
+    "operating_points_for",
     "model_dir",
     "package_dir",
     "resolve_file",
@@ -70,6 +71,9 @@ class ModelSpec:
     default: bool = False
     embedding_dim: int | None = None
     operating_points: dict[str, OperatingPoint] = field(default_factory=dict)
+    #: detectors only: operating points of embedders (by model id, TTA included) fed by this
+    #: detector's landmarks, where they differ from the embedder's own (calibrated with dlib's)
+    operating_points_by_model: dict[str, dict[str, OperatingPoint]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,18 +87,31 @@ class ModelSpec:
             "description": self.description,
             "embedding_dim": self.embedding_dim,
             "files": [f.filename for f in self.files],
-            "operating_points": {
-                k: {"threshold": op.threshold, "fmr": op.fmr, "fnmr": op.fnmr, "calibrated_on": op.calibrated_on}
-                for k, op in self.operating_points.items()
-            },
+            "operating_points": _points_dict(self.operating_points),
+            **(
+                {"operating_points_by_model": {m: _points_dict(p) for m, p in self.operating_points_by_model.items()}}
+                if self.operating_points_by_model
+                else {}
+            ),
         }
 
 
-def _parse_spec(d: dict[str, Any]) -> ModelSpec:
-    ops = {
-        k: OperatingPoint(k, float(v["threshold"]), float(v["fmr"]), float(v["fnmr"]), str(v["calibrated_on"]))
-        for k, v in d.get("operating_points", {}).items()
+def _points_dict(points: dict[str, OperatingPoint]) -> dict[str, dict[str, Any]]:
+    return {
+        k: {"threshold": op.threshold, "fmr": op.fmr, "fnmr": op.fnmr, "calibrated_on": op.calibrated_on}
+        for k, op in points.items()
     }
+
+
+def _parse_points(d: dict[str, Any] | None) -> dict[str, OperatingPoint]:
+    return {
+        k: OperatingPoint(k, float(v["threshold"]), float(v["fmr"]), float(v["fnmr"]), str(v["calibrated_on"]))
+        for k, v in (d or {}).items()
+    }
+
+
+def _parse_spec(d: dict[str, Any]) -> ModelSpec:
+    ops = _parse_points(d.get("operating_points"))
     files = tuple(ModelFile(f["filename"], f["sha256"], f.get("package"), f.get("subdir", "")) for f in d["files"])
     return ModelSpec(
         name=d["name"],
@@ -107,22 +124,67 @@ def _parse_spec(d: dict[str, Any]) -> ModelSpec:
         default=bool(d.get("default", False)),
         embedding_dim=d.get("embedding_dim"),
         operating_points=ops,
+        operating_points_by_model={m: _parse_points(p) for m, p in d.get("operating_points_by_model", {}).items()},
         extra=d.get("extra", {}),
+    )
+
+
+def _augmented(base: ModelSpec, tta: str, points: dict[str, Any] | None) -> ModelSpec:
+    """The spec of ``base`` run with test-time augmentation ``tta``: same files and licence, its
+    own name (``<base>+<tta>``) and operating points."""
+    ops = _parse_points(points)
+    return replace(
+        base,
+        name=f"{base.name}+{tta}",
+        description=f"{base.name} with test-time augmentation {tta!r}: the mean of the embeddings of its views.",
+        default=False,
+        operating_points=ops,
+        extra={"base": base.name, "tta": tta},
     )
 
 
 @cache
 def manifest() -> dict[str, ModelSpec]:
-    """All models faceprint knows, by name (read once from ``faceprint/data/models.json``)."""
+    """All models faceprint knows, by name (read once from ``faceprint/data/models.json``).
+
+    An embedder's ``"tta"`` entries (operating points calibrated with test-time augmentation)
+    appear as models of their own, named ``<model>+<tta>`` (e.g. ``dlib-resnet-v1+flip``).
+    """
     raw = json.loads(resources.files("faceprint").joinpath("data/models.json").read_text("utf-8"))
-    return {d["name"]: _parse_spec(d) for d in raw["models"]}
+    specs: dict[str, ModelSpec] = {}
+    for d in raw["models"]:
+        spec = specs[d["name"]] = _parse_spec(d)
+        for tta, entry in d.get("tta", {}).items():
+            aug = _augmented(spec, tta, entry.get("operating_points"))
+            specs[aug.name] = aug
+    return specs
 
 
 def get_spec(name: str) -> ModelSpec:
+    """A model's spec by name; ``<embedder>+<tta>`` names a known embedder with test-time
+    augmentation (without operating points unless the manifest has them)."""
     specs = manifest()
-    if name not in specs:
-        raise UnknownModelError("model", name, list(specs))
-    return specs[name]
+    if name in specs:
+        return specs[name]
+    base, plus, tta = name.partition("+")
+    if plus and base in specs and specs[base].kind == "embedder":
+        from .embedding.tta import TTA_NONE, parse_tta
+
+        parsed = parse_tta(tta).name  # ConfigurationError for an unknown setting
+        if parsed != TTA_NONE and parsed == tta:
+            return _augmented(specs[base], tta, None)
+    raise UnknownModelError("model", name, list(specs))
+
+
+def operating_points_for(model_id: str, detector: str | None = None) -> dict[str, OperatingPoint]:
+    """Calibrated operating points of embedding model ``model_id`` (e.g. ``dlib-resnet-v1+flip``)
+    when its faces come from ``detector`` (a registered detector name): the detector's own
+    calibration for that model if the manifest has one, else the model's."""
+    if detector is not None:
+        det = manifest().get(detector)
+        if det is not None and model_id in det.operating_points_by_model:
+            return det.operating_points_by_model[model_id]
+    return get_spec(model_id).operating_points
 
 
 def model_dir() -> Path:

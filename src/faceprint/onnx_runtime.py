@@ -106,6 +106,9 @@ def open_onnx_session(model: Path | bytes, *, threads: int | None, providers: Se
     if threads is not None:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    # Idle intra-op threads sleep instead of spinning: on a machine shared with other work (or a
+    # service running several sessions) spinning burns CPU that the other work needed.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     what = "the converted model" if isinstance(model, bytes) else str(model)
     try:
         return ort.InferenceSession(

@@ -23,10 +23,12 @@ from .alignment import align
 from .batch import ProgressHook, cpu_count
 from .detection.base import Detector
 from .embedding.base import Embedder, to_embeddings
+from .embedding.tta import TTA_NONE, parse_tta, with_tta
 from .errors import ConfigurationError, FaceprintError, NoFaceError
 from .io import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
+from .models import OperatingPoint
 from .registry import detectors, embedders
-from .scoring import decide, operating_point
+from .scoring import decide
 from .types import Decision, Detection, Face
 
 __all__ = ["FacePipeline", "ImageResult", "VerifyResult", "Selection", "select_faces"]
@@ -89,6 +91,9 @@ class FacePipeline:
         embedder: a registered embedder name or an Embedder object.
         detector_options, embedder_options: keyword settings for the named backends.
         max_pixels: refuse images with more pixels than this before decoding them (None: no limit).
+        tta: test-time augmentation of each face chip: ``"none"`` (default), ``"flip"`` (chip +
+            mirror image) or ``"jitterN"`` (see :mod:`faceprint.embedding.tta`). Anything but
+            ``"none"`` tags embeddings ``<model>+<tta>``, with their own operating points.
 
     Building a pipeline loads its models (about a second for the defaults); importing
     faceprint loads none.
@@ -102,7 +107,9 @@ class FacePipeline:
         detector_options: Mapping[str, Any] | None = None,
         embedder_options: Mapping[str, Any] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        tta: str = TTA_NONE,
     ) -> None:
+        self.tta = parse_tta(tta).name
         self._detector_spec: str | Detector = detector
         self._embedder_spec: str | Embedder = embedder
         self.detector_options = dict(detector_options or {})
@@ -111,9 +118,25 @@ class FacePipeline:
         self.detector: Detector = (
             detectors.create(detector, **self.detector_options) if isinstance(detector, str) else detector
         )
-        self.embedder: Embedder = (
-            embedders.create(embedder, **self.embedder_options) if isinstance(embedder, str) else embedder
-        )
+        base: Embedder = embedders.create(embedder, **self.embedder_options) if isinstance(embedder, str) else embedder
+        #: the embedder, wrapped in a :class:`~faceprint.embedding.tta.TtaEmbedder` unless ``tta="none"``
+        self.embedder: Embedder = with_tta(base, self.tta)
+
+    def operating_point(self, name: str = "fmr=0.001") -> OperatingPoint:
+        """The calibrated operating point ``name`` (``"fmr=0.001"``, ``"eer"`` …) for this pipeline's
+        model, TTA setting and, where the manifest calibrates it separately, detector."""
+        from .models import operating_points_for
+
+        det = self._detector_spec if isinstance(self._detector_spec, str) else getattr(self.detector, "name", None)
+        points = operating_points_for(self.embedder.model_id, det)
+        try:
+            return points[name]
+        except KeyError:
+            known = ", ".join(points) or "none calibrated"
+            raise ConfigurationError(
+                f"model {self.embedder.model_id!r} has no operating point {name!r} (known: {known}); "
+                "pass an explicit threshold instead"
+            ) from None
 
     # --- settings that let worker processes rebuild the same pipeline ---------------------
 
@@ -147,6 +170,7 @@ class FacePipeline:
             "detector_options": self.detector_options,
             "embedder_options": emb_opts,
             "max_pixels": self.max_pixels,
+            "tta": self.tta,
         }
 
     # --- one image -------------------------------------------------------------------------
@@ -196,18 +220,17 @@ class FacePipeline:
     ) -> VerifyResult:
         """1:1 verification of the main face of ``a`` against the main face of ``b``.
 
-        The threshold is the embedder's calibrated operating point (``"fmr=0.001"`` or
-        ``"eer"``) unless ``threshold`` is given.
+        The threshold is the pipeline's calibrated operating point (``"fmr=0.001"`` or
+        ``"eer"``, see :meth:`operating_point`) unless ``threshold`` is given. ``select``:
+        ``"largest"``, or ``"central"`` for centred crops (LFW and similar datasets).
         """
         fa = self.embed_one(a, select=select)
         fb = self.embed_one(b, select=select)
         assert fa.embedding is not None and fb.embedding is not None
         if threshold is not None:
-            from .models import OperatingPoint
-
             point = OperatingPoint("custom", float(threshold), float("nan"), float("nan"), "user")
         else:
-            point = operating_point(self.embedder.model_id, operating_point_name)
+            point = self.operating_point(operating_point_name)
         return VerifyResult(decide(fa.embedding, fb.embedding, point), fa, fb)
 
     # --- many images -----------------------------------------------------------------------

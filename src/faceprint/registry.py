@@ -130,7 +130,7 @@ detectors: Registry[Detector] = Registry(
     "detector",
     Detector,
     "faceprint.detectors",
-    ("faceprint.detection.dlib_detectors", "faceprint.detection.onnx_scrfd"),
+    ("faceprint.detection.dlib_detectors", "faceprint.detection.onnx_scrfd", "faceprint.detection.yunet"),
 )
 embedders: Registry[Embedder] = Registry(
     "embedder",

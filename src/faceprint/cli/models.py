@@ -29,7 +29,12 @@ def list_models(
     for col in ("name", "kind", "default", "commercial use", "licence", "operating points"):
         table.add_column(col)
     for s in specs:
-        ops = ", ".join(f"{k}: {v['threshold']:.4f}" for k, v in s["operating_points"].items()) or "-"
+        ops = ", ".join(f"{k}: {v['threshold']:.4f}" for k, v in s["operating_points"].items())
+        for model, points in s.get("operating_points_by_model", {}).items():  # a detector's own calibrations
+            ops += f"{'; ' if ops else ''}{model} fed by it: " + ", ".join(
+                f"{k}: {v['threshold']:.4f}" for k, v in points.items()
+            )
+        ops = ops or "-"
         table.add_row(
             s["name"],
             s["kind"],

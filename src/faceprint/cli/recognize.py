@@ -29,7 +29,22 @@ log = logging.getLogger(__name__)
 DetectorOpt = Annotated[str, typer.Option("--detector", help="Detector backend (see `faceprint models list`).")]
 EmbedderOpt = Annotated[str, typer.Option("--embedder", help="Embedder backend (see `faceprint models list`).")]
 UpsampleOpt = Annotated[
-    int | None, typer.Option("--upsample", help="dlib detectors: times to double the image before detection.")
+    int | None, typer.Option("--upsample", help="dlib detectors: times to double the image (overrides --min-face).")
+]
+MinFaceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-face",
+        help="Smallest face wanted, in pixels (dlib and yunet detectors; default 40). "
+        "Detection cost grows as it shrinks.",
+    ),
+]
+TtaOpt = Annotated[
+    str,
+    typer.Option(
+        "--tta",
+        help="Test-time augmentation: none, flip (chip + mirror image) or jitterN; its own model id and thresholds.",
+    ),
 ]
 MaxPixelsOpt = Annotated[
     int, typer.Option("--max-pixels", help="Refuse images with more pixels than this (0: no limit).", min=0)
@@ -46,9 +61,36 @@ DaskOpt = Annotated[
 ]
 
 
-def _pipeline(detector: str, embedder: str, upsample: int | None, max_pixels: int) -> FacePipeline:
-    det_opts: dict[str, Any] = {} if upsample is None else {"upsample": upsample}
-    return FacePipeline(detector, embedder, detector_options=det_opts, max_pixels=max_pixels or None)
+#: Images per worker process below which ``embed`` runs in this process: a worker costs about a
+#: second to start (imports, models), the time to embed ~100 images on one core.
+IMAGES_PER_WORKER = 150
+
+
+def auto_workers(n_images: int, cores: int) -> int:
+    """Worker processes for ``n_images``: one per core, but no more than the images pay for."""
+    return max(1, min(cores, n_images // IMAGES_PER_WORKER))
+
+
+def _detector_options(upsample: int | None, min_face: float | None) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if upsample is not None:
+        opts["upsample"] = upsample
+    if min_face is not None:
+        opts["min_face"] = min_face
+    return opts
+
+
+def _pipeline(
+    detector: str,
+    embedder: str,
+    upsample: int | None,
+    max_pixels: int,
+    *,
+    min_face: float | None = None,
+    tta: str = "none",
+) -> FacePipeline:
+    det_opts = _detector_options(upsample, min_face)
+    return FacePipeline(detector, embedder, detector_options=det_opts, max_pixels=max_pixels or None, tta=tta)
 
 
 def _image_paths(inputs: list[Path]) -> list[Path]:
@@ -65,6 +107,7 @@ def detect(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
     detector: DetectorOpt = DEFAULT_DETECTOR,
     upsample: UpsampleOpt = None,
+    min_face: MinFaceOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Print the faces in each image as JSON lines: {"image", "faces": [{"bbox", "score", "landmarks"}]}."""
@@ -72,7 +115,7 @@ def detect(
     from ..registry import detectors
 
     paths = _image_paths(images)
-    det = detectors.create(detector, **({} if upsample is None else {"upsample": upsample}))
+    det = detectors.create(detector, **_detector_options(upsample, min_face))
     failed = 0
     for path in paths:
         try:
@@ -99,18 +142,23 @@ def embed(
     detector: DetectorOpt = DEFAULT_DETECTOR,
     embedder: EmbedderOpt = DEFAULT_EMBEDDER,
     upsample: UpsampleOpt = None,
+    min_face: MinFaceOpt = None,
+    tta: TtaOpt = "none",
     select: Annotated[Selection, typer.Option(help="Faces per image: all, largest or central.")] = "all",
-    workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (0: one per core, fewer for small inputs; 1: this process).")
+    ] = 0,
     dask: DaskOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,
 ) -> None:
     """Embed every face of every image and save embeddings with path, bbox, landmarks and model id."""
     from ..export import EmbeddingWriter, check_output_path
+    from ..pipeline import _cpu_count
 
     check_output_path(output)  # before any work
     paths = _image_paths(inputs)
-    pipe = _pipeline(detector, embedder, upsample, max_pixels)
+    pipe = _pipeline(detector, embedder, upsample, max_pixels, min_face=min_face, tta=tta)
     emb = pipe.embedder
     writer = EmbeddingWriter(output, model=f"{emb.model_id}@{emb.model_version}", dim=emb.dim)
     failed: list[ImageResult] = []
@@ -118,7 +166,7 @@ def embed(
         for res in pipe.embed_many(
             paths,
             select=select,
-            workers=workers or None,
+            workers=workers or auto_workers(len(paths), _cpu_count()),
             progress=None,
             total=len(paths),  # type: ignore[arg-type]
             dask=dask,
@@ -159,12 +207,18 @@ def verify(
     detector: DetectorOpt = DEFAULT_DETECTOR,
     embedder: EmbedderOpt = DEFAULT_EMBEDDER,
     upsample: UpsampleOpt = None,
+    min_face: MinFaceOpt = None,
+    tta: TtaOpt = "none",
+    select: Annotated[
+        Selection,
+        typer.Option(help="Which face of each photo: largest, or central (nearest the centre: for centred crops)."),
+    ] = "largest",
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,
 ) -> None:
     """Are the main faces of two photos the same person? Exit code 0: match, 1: no match."""
-    pipe = _pipeline(detector, embedder, upsample, max_pixels)
-    res = pipe.verify(image_a, image_b, operating_point_name=operating_point, threshold=threshold)
+    pipe = _pipeline(detector, embedder, upsample, max_pixels, min_face=min_face, tta=tta)
+    res = pipe.verify(image_a, image_b, operating_point_name=operating_point, threshold=threshold, select=select)
     d = res.decision
     if json_out:
         typer.echo(json.dumps({"image_a": str(image_a), "image_b": str(image_b), **res.to_dict()}))

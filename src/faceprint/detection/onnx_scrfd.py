@@ -28,12 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import (
-    ConfigurationError,
-    EmptyImageError,
-    ImageDimensionError,
-    ModelFormatError,
-)
+from ..errors import ConfigurationError, ModelFormatError
 from ..onnx_runtime import (
     describe_nodes,
     dims,
@@ -43,7 +38,8 @@ from ..onnx_runtime import (
     resolve_onnx_model,
 )
 from ..registry import detectors
-from ..types import BBox, Detection, Landmarks
+from ..types import Detection
+from .base import check_image, to_detections
 
 if TYPE_CHECKING:
     from ..testing import BackendCase
@@ -266,15 +262,7 @@ class OnnxScrfdDetector:
 
     def detect(self, image: npt.NDArray[np.uint8]) -> list[Detection]:
         """Faces in an RGB uint8 (H, W, 3) image, best score first; ``[]`` when there are none."""
-        img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ImageDimensionError(
-                f"detectors take RGB uint8 arrays of shape (H, W, 3), got {img.shape} {img.dtype}; "
-                "decode images with faceprint.io.load_image"
-            )
-        h, w = img.shape[:2]
-        if h == 0 or w == 0:
-            raise EmptyImageError(f"image has no pixels (shape {img.shape})")
+        img = check_image(image, allow_empty=False)
         blob, sx, sy = self._letterbox(img)
         outs = self._session.run(self._output_names, {self._input_name: blob})
         scores, boxes, kps = self._decode(outs)
@@ -286,15 +274,7 @@ class OnnxScrfdDetector:
         keep = nms(boxes, scores, self.nms_threshold)
         if self.max_faces is not None:
             keep = keep[: self.max_faces]
-        lim = np.array([w, h, w, h], dtype=np.float32)
-        result: list[Detection] = []
-        for i in keep:
-            x1, y1, x2, y2 = (float(v) for v in np.clip(boxes[i], 0.0, lim))
-            if x2 <= x1 or y2 <= y1:  # entirely outside the image (letterbox padding)
-                continue
-            lm = Landmarks(kps[i], "arcface5") if kps is not None else None
-            result.append(Detection(BBox(x1, y1, x2, y2), float(scores[i]), lm, detector=self.name))
-        return result
+        return to_detections(boxes, scores, kps, keep, img.shape, self.name)
 
     def detect_batch(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[list[Detection]]:
         """:meth:`detect` for each image (run one at a time: SCRFD exports have a batch of 1)."""

@@ -78,7 +78,9 @@ class DlibResNetOnnxEmbedder(_DlibResNetBase):
         super().__init__(batch_size=batch_size)
         from .dlib_export import dlib_resnet_to_onnx
 
-        proto = dlib_resnet_to_onnx(self._path)
+        # No ONNX disk cache: converting takes ~0.15 s, and a cached copy would be a file the user
+        # did not ask for that must be re-hashed on every read anyway (README, "Start-up").
+        proto = dlib_resnet_to_onnx(self._path, check=False)  # the file's sha256 was checked
         self._session = open_onnx_session(proto.SerializeToString(), threads=threads, providers=providers)
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
