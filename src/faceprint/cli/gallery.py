@@ -258,7 +258,7 @@ def calibrate(
 ) -> None:
     """Set the open-set threshold for a target FPIR from searches of people who are not enrolled."""
     from ..export import read_embeddings
-    from ..gallery.base import split_model_tag
+    from ..gallery import split_model_tag
     from ..types import Embedding
 
     with _open(gallery, backend) as g:
