@@ -24,8 +24,10 @@ def test_spec_strings_round_trip_and_plan_by_size() -> None:
     assert s.plan(100_000, 512).factory == "IVF4096_HNSW32,SQ8"
     assert s.plan(1_000, 512).factory == "IVF125_HNSW32,SQ8"  # at most n / 8 lists
     auto = IndexSpec.parse(None)
-    assert str(auto) == "IVF,Flat" and auto.plan(5_000, 512).kind == "flat"  # exact below 4M components
-    assert auto.plan(1_000_000, 128).factory == "IVF4096,Flat"
+    assert str(auto) == "IVF,SQ8,RFlat" and auto.refine and auto.exact_scores
+    assert auto.plan(5_000, 512).kind == "flat"  # exact below 4M components
+    assert auto.plan(1_000_000, 128).factory == "IVF4096,SQ8"  # the refinement is the gallery's, not faiss's
+    assert not IndexSpec.parse("IVF,SQ8").exact_scores and IndexSpec.parse("IVF64,Flat").exact_scores
     assert IndexSpec.parse("Flat").plan(10**7, 128).kind == "flat"
     for bad in ("HNSW32", "IVF1024,Flat;nprobe=x", "IVF1024,Flat;speed=9", "PQ16"):
         with pytest.raises(ConfigurationError):

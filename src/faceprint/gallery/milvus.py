@@ -504,6 +504,11 @@ class MilvusStore:
             if int(r["subject_id"]) in names
         }
 
+    def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
+        with self._lock:
+            rows = self._query_ids(self._subjects_name, "id", sorted({int(i) for i in subject_ids}), ["id", "name"])
+        return {int(r["id"]): r["name"] for r in rows}
+
     def subject_vectors(
         self, subject_ids: Sequence[int]
     ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
@@ -575,8 +580,16 @@ class MilvusIndex:
                     cache[int(h["id"])] = int(h["entity"]["subject_id"])
         return d, ids
 
+    def owners(self, template_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        cache = self.store._owner_cache  # filled by search()
+        with self.store._lock:
+            return np.array([cache.get(int(t), -1) for t in template_ids], np.int64)
+
     def update(self, change: Change) -> None:
-        pass  # Milvus indexes its collections itself
+        if change.removed_ids.size:
+            with self.store._lock:
+                for t in change.removed_ids:
+                    self.store._owner_cache.pop(int(t), None)
 
     def refresh(self, *, force: bool = False) -> None:
         pass

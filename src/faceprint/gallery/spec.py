@@ -7,10 +7,15 @@
     "IVF4096,SQ8"               the same with 8-bit scalar-quantised vectors (4× less memory)
     "IVF4096_HNSW32,Flat"       the lists found through an HNSW graph of the centroids
     "IVF,SQ8"                   IVF with the list count chosen from the gallery size (see below)
+    "IVF,SQ8,RFlat"             … and every hit re-scored exactly from the stored float32 vectors
     "IVF,Flat;nprobe=64"        … with search parameters after a ``;`` (``name=value``, ``,``-separated)
 
 The part before ``;`` is handed to :func:`faiss.index_factory`, with the list count filled in
-when it is left out. An IVF spec without a list count is *auto*: the gallery is searched exactly
+when it is left out; a trailing ``,RFlat`` (faiss's refinement by exact distances) is done by
+the gallery from its store instead of keeping a second, full-precision copy in memory, so the
+scores a search returns are exact cosines while the index holds 8-bit codes.
+
+An IVF spec without a list count is *auto*: the gallery is searched exactly
 (``Flat``) while ``templates × dim`` ≤ :data:`EXACT_BUDGET`, then by IVF with
 :func:`auto_nlist` lists, retrained when the gallery has grown :data:`RETRAIN_GROWTH` times since
 the last training. Parameters:
@@ -38,6 +43,7 @@ __all__ = [
     "IndexSpec",
     "IndexPlan",
     "DEFAULT_SPEC",
+    "LEGACY_DEFAULT_SPEC",
     "EXACT_BUDGET",
     "SCAN_BUDGET",
     "RETRAIN_GROWTH",
@@ -46,18 +52,23 @@ __all__ = [
     "legacy_spec",
 ]
 
-#: The spec of a new gallery.
-DEFAULT_SPEC = "IVF,Flat"
+#: The spec of a new gallery: exact while small, then IVF with 8-bit codes (4× less memory than
+#: float32, ≈ 2× faster to scan at 512-D), every hit re-scored exactly from the store.
+DEFAULT_SPEC = "IVF,SQ8,RFlat"
+#: The spec of a gallery made before specs existed (faceprint 0.1 with default settings).
+LEGACY_DEFAULT_SPEC = "IVF,Flat"
 #: Search stays exact while templates × dim ≤ this (single-query exact search then takes
 #: ≲ 0.5 ms on one core; measured by benchmarks/bench_gallery.py --sweep).
 EXACT_BUDGET = 4_000_000
-#: Vector components (multiply-adds) an IVF search may scan by default: ≈ 1.5–2 ms on one core.
+#: Vector components (multiply-adds) an IVF search may scan by default: ≈ 1.5–2 ms on one core
+#: with float32 codes; 8-bit codes scan about twice as fast, so they get :data:`SQ8_BUDGET_FACTOR` times more.
 SCAN_BUDGET = 10_000_000
+SQ8_BUDGET_FACTOR = 1.5
 #: An auto IVF is retrained once the gallery has grown this many times since training.
 RETRAIN_GROWTH = 4
 
 _PARAMS = {"nprobe", "exact_limit", "efSearch"}
-_IVF = re.compile(r"^IVF(?P<nlist>\d*)(?P<quantizer>_[A-Za-z0-9]+)?,(?P<codec>.+)$")
+_IVF = re.compile(r"^IVF(?P<nlist>\d*)(?P<quantizer>_[A-Za-z0-9]+)?,(?P<codec>[A-Za-z0-9x_]+)(?P<refine>,RFlat)?$")
 
 
 def auto_nlist(n: int) -> int:
@@ -70,15 +81,15 @@ def auto_nlist(n: int) -> int:
     return int(min(65536, max(64, 2 ** round(math.log2(target)))))
 
 
-def auto_nprobe(nlist: int, ntotal: int, dim: int) -> int:
+def auto_nprobe(nlist: int, ntotal: int, dim: int, budget: float = SCAN_BUDGET) -> int:
     """Lists searched per query: max(64, nlist / 32), fewer when that would scan more than
-    :data:`SCAN_BUDGET` vector components, at least 16.
+    ``budget`` vector components, at least 16.
 
     Measured on synthetic galleries (benchmarks/RESULTS.md): recall@10 0.998 at 100k × 128
     (64 of 1024 lists) and at 1M × 128 (128 of 4096); 0.991 at 1M × 512 (80 of 4096, the budget).
     """
     per_list = max(1.0, ntotal / max(nlist, 1))
-    by_budget = int(SCAN_BUDGET / (per_list * max(dim, 1)))
+    by_budget = int(budget / (per_list * max(dim, 1)))
     return int(min(nlist, max(16, min(max(64, nlist // 32), by_budget))))
 
 
@@ -121,7 +132,7 @@ class IndexSpec:
         if factory != "Flat" and _IVF.match(factory) is None:
             raise ConfigurationError(
                 f"unsupported index spec {text!r}: use 'Flat' or an IVF factory string such as "
-                "'IVF,Flat', 'IVF4096,SQ8' or 'IVF4096_HNSW32,Flat' (faiss index_factory style)"
+                "'IVF,Flat', 'IVF4096,SQ8,RFlat' or 'IVF4096_HNSW32,Flat' (faiss index_factory style)"
             )
         return cls(factory, dict(sorted(params.items())))
 
@@ -143,6 +154,17 @@ class IndexSpec:
     @property
     def is_flat(self) -> bool:
         return self.factory == "Flat"
+
+    @property
+    def refine(self) -> bool:
+        """Whether hits are re-scored exactly from the store (a trailing ``,RFlat``)."""
+        return self.factory.endswith(",RFlat")
+
+    @property
+    def exact_scores(self) -> bool:
+        """Whether the scores a search returns are exact cosines (flat codes, or refined)."""
+        m = _IVF.match(self.factory)
+        return m is None or m["codec"] == "Flat" or self.refine
 
     @property
     def fixed_nlist(self) -> int | None:
@@ -175,7 +197,9 @@ class IndexSpec:
         return True
 
     def nprobe(self, nlist: int, ntotal: int, dim: int) -> int:
-        return int(self.params.get("nprobe") or auto_nprobe(nlist, ntotal, dim))
+        m = _IVF.match(self.factory)
+        budget = SCAN_BUDGET * (SQ8_BUDGET_FACTOR if m is not None and m["codec"] == "SQ8" else 1.0)
+        return int(self.params.get("nprobe") or auto_nprobe(nlist, ntotal, dim, budget))
 
 
 def legacy_spec(index: Mapping[str, Any]) -> IndexSpec:
@@ -186,7 +210,7 @@ def legacy_spec(index: Mapping[str, Any]) -> IndexSpec:
     if typ == "flat":
         return IndexSpec("Flat")
     nlist = index.get("nlist")
-    factory = f"IVF{int(nlist)},Flat" if nlist else "IVF,Flat"
+    factory = f"IVF{int(nlist)},Flat" if nlist else LEGACY_DEFAULT_SPEC
     params = {k: int(index[k]) for k in ("exact_limit", "nprobe") if index.get(k)}
     if typ == "ivf":
         params["exact_limit"] = 0

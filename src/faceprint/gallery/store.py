@@ -41,6 +41,7 @@ class Change:
 
     added_ids: npt.NDArray[np.int64] = field(default_factory=_no_ids)
     added_vectors: npt.NDArray[np.float32] | None = None
+    added_subjects: npt.NDArray[np.int64] | None = None  # the subject id of each added template
     removed_ids: npt.NDArray[np.int64] = field(default_factory=_no_ids)
     base: int | None = None
     generation: int | None = None
@@ -111,6 +112,10 @@ class TemplateStore(Protocol):
         """template id → (subject id, subject name), for the ids that exist."""
         ...
 
+    def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
+        """subject id → name, for the ids that exist."""
+        ...
+
     def subject_vectors(
         self, subject_ids: Sequence[int]
     ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
@@ -131,6 +136,11 @@ class GalleryIndex(Protocol):
     def search(self, x: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """``x``: L2-normalised float32 (N, D). Returns cosine scores float32 (N, k), best first, and
         template ids int64 (N, k); ``-1`` ids and ``-inf`` scores where fewer than ``k`` exist."""
+        ...
+
+    def owners(self, template_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The subject id of each template id, ``-1`` where the index does not know it (the gallery
+        then asks the store): lets a search be ranked by subject without a database read."""
         ...
 
     def update(self, change: Change) -> None:
@@ -168,8 +178,15 @@ class FeedReader(Protocol):
         """``(template id, generation that added it)`` of templates removed after ``generation``."""
         ...
 
-    def added_since(self, generation: int) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
-        """Chunks of ``(ids, vectors)`` of the templates added after ``generation`` (all: ``-1``), by id."""
+    def added_since(
+        self, generation: int
+    ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+        """Chunks of ``(ids, subject ids, vectors)`` of the templates added after ``generation``
+        (all: ``-1``), by id."""
+        ...
+
+    def owners(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``(template ids, subject ids)`` of every template."""
         ...
 
     def sample(self, n: int, seed: int) -> npt.NDArray[np.float32]:
@@ -186,4 +203,8 @@ class ChangeFeed(Protocol):
 
     def snapshot(self, *, own_connection: bool = False) -> AbstractContextManager[FeedReader]:
         """A read snapshot; ``own_connection`` for a reader in another thread that must not block writers."""
+        ...
+
+    def vectors(self, template_ids: Sequence[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """``(ids, float32 vectors)`` of the templates among ``template_ids`` that exist (to re-score hits exactly)."""
         ...

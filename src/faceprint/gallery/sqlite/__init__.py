@@ -37,7 +37,7 @@ from ...errors import CorruptStoreError
 from ..api import Gallery
 from ..core import creation_settings
 from ..spec import EXACT_BUDGET, SCAN_BUDGET, IndexSpec, auto_nlist, auto_nprobe, legacy_spec
-from .index_file import INDEX_FORMAT_VERSION, INDEX_MAGIC, INDEX_NAME, SyncedFaissIndex
+from .index_file import BACKGROUND_ABOVE, INDEX_FORMAT_VERSION, INDEX_MAGIC, INDEX_NAME, SyncedFaissIndex
 from .store import DB_NAME, SCHEMA_VERSION, SqliteStore
 
 if TYPE_CHECKING:
@@ -98,6 +98,8 @@ class SqliteGallery(Gallery):
             (survives a process crash; faster).
         search_threads: OpenMP threads faiss uses per search (1 keeps single-query latency low
             on a busy machine; None: faiss's default).
+        background_above: index rebuilds of more templates than this run in a background
+            thread while the current index serves (0: every rebuild; None: none).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class SqliteGallery(Gallery):
         nprobe: int | None = None,
         synchronous: str = "full",
         search_threads: int | None = 1,
+        background_above: int | None = BACKGROUND_ABOVE,
     ) -> None:
         self.path = Path(path)
         index = _legacy_index_options(index, index_type, exact_limit, nlist, nprobe)
@@ -126,7 +129,9 @@ class SqliteGallery(Gallery):
                 synchronous=synchronous,
             )
             try:
-                synced = SyncedFaissIndex(store, self.path / INDEX_NAME, threads=search_threads)
+                synced = SyncedFaissIndex(
+                    store, self.path / INDEX_NAME, threads=search_threads, background_above=background_above
+                )
                 super().__init__(
                     store,
                     synced,
@@ -145,7 +150,9 @@ class SqliteGallery(Gallery):
     index: SyncedFaissIndex  # type: ignore[assignment]
 
     def flush(self) -> None:
-        """Write the index file now (it is otherwise written on close and after rebuilds)."""
+        """Let a background index rebuild finish, then write the index file (it is otherwise
+        written on close and after rebuilds)."""
+        self.index.wait()
         self.index.refresh()
         self.index.save()
 

@@ -5,6 +5,16 @@ the faiss data. On open (or when another process has written since) the index is
 date by replaying only the rows of later generations; a missing, unreadable or inconsistent file
 is rebuilt from the store, which is the truth. The file is written on close (and after a
 rebuild), atomically: a crash loses no template, only the replay work.
+
+**Rebuilds off the enrolment path.** When the gallery outgrows its index (exact → IVF, or an
+IVF grown :data:`~faceprint.gallery.spec.RETRAIN_GROWTH` times since training), the new index is
+trained and filled in a background thread from a read snapshot of the store (its own SQLite
+connection: writers are not blocked). Meanwhile the current index keeps serving searches and
+takes every new template. When the new one is ready it is written to the index file, brought
+up to date with the writes made since its snapshot, and swapped in atomically under the lock.
+A crash meanwhile loses nothing: the store is the truth and the file on disk is always a
+complete index of some generation. Small rebuilds (≤ ``background_above`` templates, well under
+a second) run inline.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ...errors import GalleryError
-from ..faiss_index import FaissIndex
+from ..faiss_index import BuildCancelled, FaissIndex
 from ..spec import IndexPlan, IndexSpec
 from ..store import Change, ChangeFeed, FeedReader, FeedState
 from ..values import GallerySettings
@@ -35,6 +47,20 @@ log = logging.getLogger(__name__)
 INDEX_NAME = "index.faiss"
 INDEX_MAGIC = b"FPGIDX01"
 INDEX_FORMAT_VERSION = 1
+#: Rebuilds of more templates than this run in a background thread.
+BACKGROUND_ABOVE = 50_000
+
+
+@dataclass(eq=False)
+class _Build:
+    """A rebuild running in a background thread, and the writes the live index took meanwhile."""
+
+    spec: IndexSpec
+    epoch: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    changes: list[Change] = field(default_factory=list)  # this process's writes, in order
+    gaps: bool = False  # other writes reached the live index too (replayed): catch up from the store
+    thread: threading.Thread | None = None
 
 
 class SyncedFaissIndex:
@@ -45,12 +71,24 @@ class SyncedFaissIndex:
         file: where the index is saved.
         threads: OpenMP threads faiss uses per search (1 keeps single-query latency low on a
             busy machine; None: faiss's default).
+        background_above: rebuilds of more templates than this run in a background thread
+            (0: all of them; None: none).
     """
 
-    def __init__(self, feed: ChangeFeed, file: str | os.PathLike[str], *, threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        feed: ChangeFeed,
+        file: str | os.PathLike[str],
+        *,
+        threads: int | None = 1,
+        background_above: int | None = BACKGROUND_ABOVE,
+    ) -> None:
         self.feed = feed
         self.file = Path(file)
         self.threads = threads
+        self.background_above = background_above
+        self._build: _Build | None = None
+        self._owners = _Owners()
         self._lock = threading.RLock()
         self._fi: FaissIndex | None = None
         self._spec = IndexSpec.parse(None)
@@ -66,21 +104,48 @@ class SyncedFaissIndex:
     def search(self, x: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         with self._lock:
             self.refresh()
-            if self._fi is None:
+            fi = self._fi
+            if fi is None:
                 return np.full((x.shape[0], k), -np.inf, np.float32), np.full((x.shape[0], k), -1, np.int64)
-            return self._fi.search(x, k, self.threads)
+            d, i = fi.search(x, k, self.threads)
+            refine = fi.plan.kind == "ivf" and self._spec.refine
+        return _rescored(self.feed, x, d, i) if refine else (d, i)
 
     def update(self, change: Change) -> None:
         with self._lock:
             fi = self._fi
-            if fi is None or change.generation is None or change.epoch != self.epoch or change.base != self.generation:
+            same_epoch = fi is not None and change.generation is not None and change.epoch == self.epoch
+            if same_epoch and change.generation <= self.generation:  # type: ignore[operator]
+                return  # already in (a catch-up or a swap saw it first)
+            if fi is None or not same_epoch or change.base != self.generation:
                 self.refresh(force=True)  # replays what this index has not seen
                 return
-            fi.remove(change.removed_ids)
-            if change.added_vectors is not None:
-                fi.add(change.added_ids, change.added_vectors)
-            self.generation = change.generation
+            _apply(fi, self._owners, change)
+            self.generation = int(change.generation)  # type: ignore[arg-type]
+            if self._build is not None:
+                self._build.changes.append(change)
             self._restructure_if_needed()
+
+    def owners(self, template_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        with self._lock:
+            return self._owners.get(np.asarray(template_ids, np.int64))
+
+    @property
+    def building(self) -> bool:
+        """Whether a rebuild is running in the background."""
+        return self._build is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for background rebuilds to finish (and be swapped in); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                b = self._build
+            if b is None or b.thread is None:
+                return True
+            b.thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if b.thread.is_alive():
+                return False
 
     def refresh(self, *, force: bool = False) -> None:
         with self._lock:
@@ -121,6 +186,8 @@ class SyncedFaissIndex:
             }
 
     def close(self) -> None:
+        """Let a background rebuild finish (its work is not thrown away), then save the index."""
+        self.wait()
         self.save()
 
     # ----- keeping up with the store --------------------------------------------------------
@@ -129,11 +196,10 @@ class SyncedFaissIndex:
         """Apply the templates added and removed after this index's generation."""
         fi = self._fi
         assert fi is not None
-        gone = np.array([i for i, added in r.removed_since(self.generation) if added <= self.generation], np.int64)
-        fi.remove(gone)
-        for ids, vecs in r.added_since(self.generation):
-            fi.add(ids, vecs)
+        _catch_up(fi, self._owners, r, self.generation)
         self.generation = m.generation
+        if self._build is not None:
+            self._build.gaps = True
         if (fi.count, fi.id_sum) != (m.count, m.id_sum):
             log.warning(
                 "vector index of %s disagrees with the database after replay (%d/%d templates); rebuilding",
@@ -150,15 +216,27 @@ class SyncedFaissIndex:
         if not self._spec.needs_retrain(fi.plan, fi.trained_n, fi.count, fi.dim):
             fi.set_search_params(self._spec)  # nprobe follows the list sizes
             return
+        b = self._build
+        if b is not None:
+            if b.spec == self._spec:
+                return  # on its way
+            self._cancel_build()
+        if self.background_above is not None and fi.count > self.background_above:
+            self._start_build()
+            return
         with self.feed.snapshot() as r:
             m = r.state()
             log.info("restructuring the index of %s for %d templates (%s)", self.feed.location, m.count, self._spec)
             self._rebuild(r, m, self._spec)
 
     def _rebuild(self, r: FeedReader, m: FeedState, spec: IndexSpec) -> None:
-        """Build the index from every template of the snapshot ``r``, and save it."""
+        """Build the index from every template of the snapshot ``r``, and save it (blocking)."""
+        self._cancel_build()
         dim = int(self._settings.dim or 0)
-        fi = FaissIndex.build(spec, dim, m.count, lambda n: r.sample(n, seed=m.generation), r.added_since(-1))
+        owners = _Owners()
+        rows = ((ids, vecs) for ids, sids, vecs in _recording(r.added_since(-1), owners))
+        fi = FaissIndex.build(spec, dim, m.count, lambda n: r.sample(n, seed=m.generation), rows)
+        self._owners = owners
         if (fi.count, fi.id_sum) != (m.count, m.id_sum):
             raise GalleryError(
                 f"gallery database of {self.feed.location} is inconsistent (meta says {m.count} templates, "
@@ -214,6 +292,8 @@ class SyncedFaissIndex:
                     reason = f"the index file holds {fi.ntotal} vectors but its header says {fi.count}"
                 else:
                     self._fi, self._spec = fi, spec
+                    self._owners = _Owners()
+                    self._owners.set(*r.owners())  # the store's now: a replay below only adds and drops
                     self.generation = self.saved_generation = int(h["generation"])
                     self.epoch = int(h["epoch"])
                     fi.set_search_params(spec)
@@ -255,23 +335,7 @@ class SyncedFaissIndex:
             if h is not None and h.get("epoch") == self.epoch and int(h.get("generation", -1)) >= self.generation:
                 self.saved_generation = self.generation
                 return
-            header = {
-                "format": "faceprint-gallery-index",
-                "version": INDEX_FORMAT_VERSION,
-                "generation": self.generation,
-                "epoch": self.epoch,
-                "count": fi.count,
-                "id_sum": fi.id_sum,
-                "model": self._settings.model,
-                "dim": self._settings.dim,
-                "kind": fi.plan.kind,
-                "factory": fi.plan.factory,
-                "spec": str(self._spec),
-                "nlist": fi.plan.nlist,
-                "trained_n": fi.trained_n,
-                "nprobe": fi.nprobe,
-                "written_at": time.time(),
-            }
+            header = _header(fi, self.generation, self.epoch, self._spec, self._settings)
             if self._write_file(fi, header):
                 self.saved_generation = self.generation
 
@@ -301,3 +365,160 @@ class SyncedFaissIndex:
         with self._lock:
             self.refresh()
             return set() if self._fi is None else {int(i) for i in self._fi.ids()}
+
+    # ----- rebuilds in the background --------------------------------------------------------
+
+    def _start_build(self) -> None:
+        b = _Build(self._spec, self.epoch)
+        b.thread = threading.Thread(target=self._run_build, args=(b,), name="faceprint-index-build", daemon=True)
+        self._build = b
+        log.info("rebuilding the index of %s in the background (%s)", self.feed.location, self._spec)
+        b.thread.start()
+
+    def _cancel_build(self) -> None:
+        if self._build is not None:
+            self._build.cancel.set()
+            self._build = None
+
+    def _run_build(self, b: _Build) -> None:
+        """The background thread: build from a snapshot, write the file, then swap (under the lock)."""
+        try:
+            with self.feed.snapshot(own_connection=True) as r:
+                m, settings = r.state(), r.settings()
+                if m.epoch != b.epoch or settings.dim is None:
+                    return
+                rows = ((ids, vecs) for ids, _sids, vecs in r.added_since(-1))
+                sample = lambda n: r.sample(n, seed=m.generation)  # noqa: E731
+                fi = FaissIndex.build(b.spec, int(settings.dim), m.count, sample, rows, cancel=b.cancel)
+            if (fi.count, fi.id_sum) != (m.count, m.id_sum):
+                log.error("background rebuild of %s saw an inconsistent snapshot", self.feed.location)
+                return
+            header = _header(fi, m.generation, m.epoch, b.spec, settings)
+            written = not b.cancel.is_set() and self._write_file(fi, header)
+            with self._lock:
+                self._swap(b, fi, m, written)
+        except BuildCancelled:
+            log.info("background rebuild of %s cancelled", self.feed.location)
+        except Exception:  # the live index keeps serving; the next write tries again
+            log.exception("background rebuild of the index of %s failed", self.feed.location)
+        finally:
+            with self._lock:
+                if self._build is b:
+                    self._build = None
+
+    def _swap(self, b: _Build, fi: FaissIndex, m: FeedState, written: bool) -> None:
+        """Bring the new index up to date with the writes since its snapshot, and make it the live one."""
+        if b.cancel.is_set() or self._build is not b or self.epoch != m.epoch or self._spec != b.spec:
+            return
+        pending = [c for c in b.changes if c.generation is not None and c.generation > m.generation]
+        chained = not b.gaps and all(
+            c.base == prev for c, prev in zip(pending, [m.generation] + [c.generation for c in pending], strict=False)
+        )
+        if chained and (not pending or pending[-1].generation == self.generation):
+            for c in pending:
+                _apply(fi, None, c)  # the owner map has them already
+            generation = max(m.generation, self.generation)
+        else:
+            with self.feed.snapshot() as r:
+                _catch_up(fi, None, r, m.generation)
+                generation = r.state().generation
+        self._fi, self._build = fi, None
+        self.generation = generation
+        self.saved_generation = m.generation if written else -1
+        fi.set_search_params(self._spec)
+        log.info("swapped in the rebuilt %s index of %s (%d templates)", fi.plan.factory, self.feed.location, fi.count)
+        self._restructure_if_needed()
+
+
+class _Owners:
+    """template id → subject id, for the templates in the index (ids are small positive integers)."""
+
+    def __init__(self) -> None:
+        self.sid = np.zeros(0, np.int64)
+
+    def set(self, ids: npt.NDArray[np.int64], sids: npt.NDArray[np.int64]) -> None:
+        if ids.size == 0:
+            return
+        top = int(ids.max()) + 1
+        if top > self.sid.size:
+            grown = np.full(max(top, 2 * self.sid.size, 1024), -1, np.int64)
+            grown[: self.sid.size] = self.sid
+            self.sid = grown
+        self.sid[ids] = sids
+
+    def drop(self, ids: npt.NDArray[np.int64]) -> None:
+        self.sid[ids[(ids >= 0) & (ids < self.sid.size)]] = -1
+
+    def get(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        out = np.full(ids.shape, -1, np.int64)
+        ok = (ids >= 0) & (ids < self.sid.size)
+        out[ok] = self.sid[ids[ok]]
+        return out
+
+
+def _apply(fi: FaissIndex, owners: _Owners | None, c: Change) -> None:
+    fi.remove(c.removed_ids)
+    if owners is not None:
+        owners.drop(c.removed_ids)
+    if c.added_vectors is not None:
+        fi.add(c.added_ids, c.added_vectors)
+        if owners is not None and c.added_subjects is not None:
+            owners.set(c.added_ids, c.added_subjects)
+
+
+def _recording(
+    rows: Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]], owners: _Owners
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    for ids, sids, vecs in rows:
+        owners.set(ids, sids)
+        yield ids, sids, vecs
+
+
+def _catch_up(fi: FaissIndex, owners: _Owners | None, r: FeedReader, generation: int) -> None:
+    """Apply to ``fi`` (an index of ``generation``) every write after it."""
+    gone = np.array([i for i, added in r.removed_since(generation) if added <= generation], np.int64)
+    fi.remove(gone)
+    if owners is not None:
+        owners.drop(gone)
+    for ids, sids, vecs in r.added_since(generation):
+        fi.add(ids, vecs)
+        if owners is not None:
+            owners.set(ids, sids)
+
+
+def _header(fi: FaissIndex, generation: int, epoch: int, spec: IndexSpec, settings: GallerySettings) -> dict[str, Any]:
+    return {
+        "format": "faceprint-gallery-index",
+        "version": INDEX_FORMAT_VERSION,
+        "generation": generation,
+        "epoch": epoch,
+        "count": fi.count,
+        "id_sum": fi.id_sum,
+        "model": settings.model,
+        "dim": settings.dim,
+        "kind": fi.plan.kind,
+        "factory": fi.plan.factory,
+        "spec": str(spec),
+        "nlist": fi.plan.nlist,
+        "trained_n": fi.trained_n,
+        "nprobe": fi.nprobe,
+        "written_at": time.time(),
+    }
+
+
+def _rescored(
+    feed: ChangeFeed, q: npt.NDArray[np.float32], d: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The hits re-scored with the stored float32 vectors (exact cosines), re-sorted best first."""
+    have, vecs = feed.vectors(sorted({int(i) for i in ids.ravel() if i >= 0}))
+    if have.size == 0:
+        return d, ids
+    order = np.argsort(have)
+    pos = np.searchsorted(have[order], ids)
+    pos = np.minimum(pos, have.size - 1)
+    found = (ids >= 0) & (have[order][pos] == ids)
+    rows = vecs[order][pos]  # (N, k, D)
+    exact = np.where(found, np.einsum("nkd,nd->nk", rows, q), -np.inf).astype(np.float32)
+    best = np.argsort(-exact, axis=1, kind="stable")
+    out_i = np.where(np.take_along_axis(found, best, axis=1), np.take_along_axis(ids, best, axis=1), -1)
+    return np.take_along_axis(exact, best, axis=1), out_i.astype(np.int64)

@@ -214,12 +214,13 @@ class SqliteStore:
                 self._fix_model(model, dim)
             ids_by_name, n_new = self._upsert_subjects(names, subject_metadata, now)
             ids = self._insert_templates(rows, ids_by_name, m.generation + 1, now)
+            sids = np.array([ids_by_name[r.subject] for r in rows], np.int64)
             gen = m.generation + 1
             self._set_meta(
                 generation=gen, count=m.count + len(ids), id_sum=m.id_sum + sum(ids), subjects=m.subjects + n_new
             )
         vecs = np.stack([np.asarray(r.vector, np.float32) for r in rows]) if rows else None
-        return Change(np.asarray(ids, np.int64), vecs, base=m.generation, generation=gen, epoch=m.epoch)
+        return Change(np.asarray(ids, np.int64), vecs, sids, base=m.generation, generation=gen, epoch=m.epoch)
 
     def _fix_model(self, model: str, dim: int) -> None:
         """The gallery's model, fixed by the first enrolment (checked under the write lock)."""
@@ -251,7 +252,8 @@ class SqliteStore:
                 [(n, json.dumps(dict(subject_metadata.get(n) or {})), now, now) for n in new],
             )
             ids_by_name.update(self._subject_ids(new))
-        old = [n for n in names if n not in set(new)]
+        new_set = set(new)
+        old = [n for n in names if n not in new_set]
         c.executemany("UPDATE subjects SET updated = ? WHERE id = ?", [(now, ids_by_name[n]) for n in old])
         for n in old:
             md = subject_metadata.get(n)
@@ -447,6 +449,15 @@ class SqliteStore:
             ).fetchall()
         return {int(t): (int(s), name) for t, s, name in rows}
 
+    def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
+        if not len(subject_ids):
+            return {}
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT id, name FROM subjects WHERE id IN (SELECT value FROM json_each(?))", (_ids_json(subject_ids),)
+            ).fetchall()
+        return {int(i): name for i, name in rows}
+
     def subject_vectors(
         self, subject_ids: Sequence[int]
     ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
@@ -462,6 +473,16 @@ class SqliteStore:
             g[0].append(int(tid))
             g[1].append(blob)
         return {sid: (np.asarray(t, np.int64), _vectors(b)) for sid, (t, b) in grouped.items()}
+
+    def vectors(self, template_ids: Sequence[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT id, vector FROM templates WHERE id IN (SELECT value FROM json_each(?))",
+                (_ids_json(template_ids),),
+            ).fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return np.array([r[0] for r in rows], np.int64), _vectors([r[1] for r in rows])
 
     def all_ids(self) -> set[int]:
         with self._lock:
@@ -479,8 +500,9 @@ class SqliteStore:
     def snapshot(self, *, own_connection: bool = False) -> Iterator[SqliteReader]:
         """A read snapshot (one transaction) of the store, for an index to catch up or rebuild from."""
         if own_connection:
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, isolation_level=None, timeout=60.0)
+            conn = sqlite3.connect(self.db, isolation_level=None, timeout=60.0)
             try:
+                conn.execute("PRAGMA query_only = 1")
                 conn.execute("BEGIN")
                 yield SqliteReader(conn, self.path)
                 conn.execute("COMMIT")
@@ -518,10 +540,20 @@ class SqliteReader:
         rows = self.conn.execute("SELECT id, added_gen FROM removed WHERE gen > ?", (generation,)).fetchall()
         return [(int(i), int(g)) for i, g in rows]
 
-    def added_since(self, generation: int) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
-        cur = self.conn.execute("SELECT id, vector FROM templates WHERE gen > ? ORDER BY id", (generation,))
+    def added_since(
+        self, generation: int
+    ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+        cur = self.conn.execute("SELECT id, subject_id, vector FROM templates WHERE gen > ? ORDER BY id", (generation,))
         while rows := cur.fetchmany(_CHUNK):
-            yield np.array([r[0] for r in rows], np.int64), _vectors([r[1] for r in rows])
+            ids = np.array([r[0] for r in rows], np.int64)
+            yield ids, np.array([r[1] for r in rows], np.int64), _vectors([r[2] for r in rows])
+
+    def owners(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        # the subject index holds (subject_id, id): a covering scan, without reading the vectors
+        pairs = np.array(
+            self.conn.execute("SELECT id, subject_id FROM templates INDEXED BY templates_subject").fetchall(), np.int64
+        ).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
 
     def sample(self, n: int, seed: int) -> npt.NDArray[np.float32]:
         all_ids = np.array([r[0] for r in self.conn.execute("SELECT id FROM templates")], np.int64)
