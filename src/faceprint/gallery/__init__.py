@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigurationError
 from .api import Gallery
 from .calibration import fpir_threshold, open_set_rates
+from .files import GalleryHealth, check_gallery, remove_gallery
 from .names import SUBJECT_NAME_PATTERN, check_subject_name
 from .spec import IndexSpec
 from .store import Change, GalleryIndex, TemplateStore
 from .values import (
     Candidate,
+    EnrollFailure,
     EnrollReport,
     GallerySettings,
     IdentifyResult,
@@ -64,11 +66,15 @@ __all__ = [
     "IdentifyResult",
     "OpenSetCalibration",
     "EnrollReport",
+    "EnrollFailure",
     "MigrationReport",
     "ScoreStrategy",
     "fpir_threshold",
     "open_set_rates",
     "split_model_tag",
+    "check_gallery",
+    "remove_gallery",
+    "GalleryHealth",
     "check_subject_name",
     "SUBJECT_NAME_PATTERN",
     "SqliteGallery",

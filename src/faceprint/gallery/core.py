@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..errors import (
     ConfigurationError,
     EmbeddingMismatchError,
     FaceprintError,
+    GalleryError,
     InvalidEmbeddingError,
     SubjectNotFoundError,
 )
@@ -185,6 +187,16 @@ class GalleryCore:
             self.index.close()
         finally:
             self.store.close()
+
+    def destroy(self) -> None:
+        """Close the gallery and delete it with every template and stored image (not undoable)."""
+        drop = getattr(self.store, "destroy", None)
+        if drop is None:
+            raise GalleryError(f"the {self.backend} store of {self.location} cannot delete itself")
+        self.close()
+        drop()
+        if self._image_root is not None and self._image_root.exists():
+            shutil.rmtree(self._image_root, ignore_errors=True)
 
     # ----- settings -------------------------------------------------------------------------
 

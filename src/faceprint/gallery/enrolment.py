@@ -18,7 +18,7 @@ from .core import GalleryCore, as_matrix
 from .images import is_single_source as _single_source
 from .images import source_bytes as _source_bytes
 from .names import check_stored_name
-from .values import EnrollReport, NewTemplate, Template, bbox_tuple
+from .values import EnrollFailure, EnrollReport, NewTemplate, Template, bbox_tuple
 
 if TYPE_CHECKING:
     from ..io import ImageSource
@@ -136,7 +136,7 @@ class EnrolmentMixin(GalleryCore):
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be ≥ 1, got {batch_size}")
         pipe = self._image_pipeline(pipeline)
-        failed: list[tuple[str, str, str]] = []
+        failed: list[EnrollFailure] = []
         added = 0
         touched: set[str] = set()
         pending: deque[tuple[str, bytes | None, str, str]] = deque()
@@ -161,7 +161,7 @@ class EnrolmentMixin(GalleryCore):
             subj, data, label, suffix = pending.popleft()
             if res.error is not None or not res.faces:
                 err = res.error if res.error is not None else NoFaceError(f"no face found in {label}")
-                failed.append((subj, label, f"{type(err).__name__}: {err}"))
+                failed.append(EnrollFailure.of(subj, label, err))
             else:
                 rows.append(self._row_from_face(subj, res.faces[0], data, label, suffix, None, None))
             if len(rows) >= batch_size:

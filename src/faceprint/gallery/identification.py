@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,8 @@ class IdentificationMixin(CalibrationMixin):
         s = v @ x
         score = float(np.clip(np.max(s) if strat == "max" else np.mean(s), -1.0, 1.0))
         if threshold is not None:
+            if math.isnan(float(threshold)):
+                raise ConfigurationError("threshold is NaN: pass a number (a cosine similarity)")
             thr, name, fmr = float(threshold), "custom", float("nan")
         else:
             point = self._model_operating_point("fmr=0.001")

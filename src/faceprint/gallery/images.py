@@ -7,8 +7,9 @@ deleted when no template refers to it any more.
 from __future__ import annotations
 
 import io
+import logging
 import os
-import tempfile
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,11 +17,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigurationError
+from .files import atomic_write, private_dir
 
 if TYPE_CHECKING:
     from ..io import ImageSource
 
 __all__ = ["store", "forget", "source_bytes", "is_single_source"]
+
+log = logging.getLogger(__name__)
+
+#: ``<sha[:2]>/<sha256><.suffix>``: the only names :func:`store` makes.
+_STORED = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}\.[a-z0-9]{1,8}")
 
 
 def store(root: Path | None, data: bytes, sha: str, suffix: str) -> str:
@@ -30,26 +37,21 @@ def store(root: Path | None, data: bytes, sha: str, suffix: str) -> str:
     rel = f"{sha[:2]}/{sha}{suffix or '.img'}"
     path = root / rel
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        private_dir(root)
+        private_dir(path.parent)
+        atomic_write(path, lambda f: f.write(data))
     return rel
 
 
 def forget(root: Path | None, sources: Iterable[str]) -> None:
-    """Delete stored images (their templates are gone)."""
+    """Delete stored images (their templates are gone); only names this module makes, inside ``root``."""
     if root is None:
         return
     for rel in set(sources):
-        (root / rel).unlink(missing_ok=True)
+        if _STORED.fullmatch(rel):
+            (root / rel).unlink(missing_ok=True)
+        else:
+            log.warning("not deleting %r: not a stored image name (a damaged or altered gallery database?)", rel)
 
 
 def is_single_source(x: object) -> bool:

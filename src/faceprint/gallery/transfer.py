@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,15 +13,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ConfigurationError, GalleryError
-from .core import model_tag, pipeline_settings
+from ..errors import ConfigurationError, FaceprintError, GalleryError
+from .core import as_matrix, model_tag, pipeline_settings
 from .enrolment import DEFAULT_BATCH, EnrolmentMixin, ProgressHook
+from .files import atomic_write
+from .names import check_stored_name
 from .values import GallerySettings, MigrationReport, NewTemplate, Template, _iso, bbox_tuple
 
 if TYPE_CHECKING:
     from ..pipeline import FacePipeline
 
-__all__ = ["TransferMixin", "EXPORT_FORMAT", "EXPORT_VERSION"]
+__all__ = ["TransferMixin", "read_export", "EXPORT_FORMAT", "EXPORT_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,10 @@ class TransferMixin(EnrolmentMixin):
             "subjects": subjects,
             "templates": tpl_rows,
         }
-        fd, tmp = tempfile.mkstemp(prefix=".faceprint-", suffix=".npz", dir=p.parent)
-        os.close(fd)
         try:
-            with open(tmp, "wb") as f:
-                np.savez(
-                    f, vectors=vectors, template_ids=np.asarray(ids, np.int64), manifest=np.array(json.dumps(manifest))
-                )
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            _write_private(p, vectors, np.asarray(ids, np.int64), json.dumps(manifest))
+        except OSError as exc:
+            raise GalleryError(f"cannot write the export {p}: {exc}") from exc
         return {"output": str(p), "subjects": len(subjects), "templates": len(ids), "model": self._settings.model}
 
     def _export_rows(self, rows: list[dict[str, Any]], ids: list[int]) -> Iterator[npt.NDArray[np.float32]]:
@@ -84,14 +78,22 @@ class TransferMixin(EnrolmentMixin):
             assert t.vector is not None
             yield t.vector
 
-    def import_from(self, path: str | os.PathLike[str], *, batch_size: int = DEFAULT_BATCH) -> dict[str, Any]:
+    def import_from(
+        self,
+        path: str | os.PathLike[str] | tuple[dict[str, Any], npt.NDArray[np.float32]],
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        label: str | None = None,
+    ) -> dict[str, Any]:
         """Add every subject and template of an exported file (merged into same-named subjects).
 
-        An empty gallery also takes over the exported strategy, pipeline and calibration.
-        Templates get new ids; their old ids are kept in their metadata as ``"imported_id"``.
+        ``path`` may also be what :func:`read_export` returned for it. The whole file is checked
+        before anything is written. An empty gallery also takes over the exported strategy,
+        pipeline and calibration. Templates get new ids; their old ids are kept in their metadata
+        as ``"imported_id"``.
         """
-        p = Path(path)
-        manifest, vectors = _read_export(p)
+        p = Path(label or "export") if isinstance(path, tuple) else Path(path)
+        manifest, vectors = path if isinstance(path, tuple) else read_export(p)
         exported = GallerySettings.from_dict(manifest["settings"])
         tpls = manifest["templates"]
         if exported.model is not None:
@@ -200,20 +202,55 @@ def _stack(vectors: Iterator[npt.NDArray[np.float32]], dim: int) -> npt.NDArray[
     return np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
 
 
-def _read_export(p: Path) -> tuple[dict[str, Any], npt.NDArray[np.float32]]:
+def _write_private(p: Path, vectors: npt.NDArray[np.float32], ids: npt.NDArray[np.int64], manifest: str) -> None:
+    """``np.savez`` to a 0600 temporary file beside ``p``, then renamed over it (atomic)."""
+    atomic_write(
+        p, lambda f: np.savez(f, vectors=vectors, template_ids=ids, manifest=np.array(manifest)), prefix=".faceprint-"
+    )
+
+
+def read_export(path: str | os.PathLike[str]) -> tuple[dict[str, Any], npt.NDArray[np.float32]]:
+    """The manifest and the (L2-normalised) vectors of an export, checked whole before anything is
+    written: :class:`~faceprint.errors.GalleryError` for a file that is not one, truncated, or
+    inconsistent (so an import writes nothing from a bad file)."""
+    p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as z:
             manifest = json.loads(str(z["manifest"]))
             vectors = np.asarray(z["vectors"], np.float32)
-    except (OSError, ValueError, KeyError) as exc:
-        raise GalleryError(f"{p} is not a faceprint gallery export: {exc}") from exc
-    if manifest.get("format") != EXPORT_FORMAT or int(manifest.get("version", 0)) > EXPORT_VERSION:
-        raise GalleryError(f"{p} is not a faceprint gallery export of a version this faceprint reads")
-    if len(manifest["templates"]) != vectors.shape[0]:
-        raise GalleryError(
-            f"{p} is inconsistent: {len(manifest['templates'])} templates for {vectors.shape[0]} vectors"
-        )
+    except Exception as exc:  # truncated zip, bad JSON, pickled data, missing arrays: all "not an export"
+        raise GalleryError(f"{p} is not a faceprint gallery export ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
+        raise GalleryError(f"{p} is not a faceprint gallery export")
+    if not isinstance(manifest.get("version"), int) or manifest["version"] > EXPORT_VERSION:
+        raise GalleryError(f"{p} is a faceprint gallery export of a version this faceprint does not read")
+    try:
+        _check_manifest(manifest, vectors)
+        vectors = as_matrix(vectors, None) if vectors.size else vectors
+    except (FaceprintError, KeyError, TypeError, ValueError) as exc:
+        raise GalleryError(f"{p} is not a valid faceprint gallery export: {exc}") from exc
     return manifest, vectors
+
+
+def _check_manifest(manifest: dict[str, Any], vectors: npt.NDArray[np.float32]) -> None:
+    settings, subjects, tpls = manifest["settings"], manifest["subjects"], manifest["templates"]
+    if not isinstance(settings, dict) or not isinstance(subjects, list) or not isinstance(tpls, list):
+        raise ValueError("settings, subjects and templates must be an object and two lists")
+    if vectors.ndim != 2 or len(tpls) != vectors.shape[0]:
+        raise ValueError(f"{len(tpls)} templates for vectors of shape {vectors.shape}")
+    dim = GallerySettings.from_dict(settings).dim
+    if vectors.size and dim is not None and vectors.shape[1] != dim:
+        raise ValueError(f"{vectors.shape[1]}-D vectors in an export of {dim}-D templates")
+    for s in subjects:
+        check_stored_name(s["name"])
+        if not isinstance(s.get("metadata") or {}, dict):
+            raise ValueError(f"subject {s['name']!r} has metadata that is not an object")
+    for t in tpls:
+        check_stored_name(t["subject"])
+        if not isinstance(t["model"], str) or not isinstance(t.get("metadata") or {}, dict):
+            raise ValueError(f"template {t.get('id')!r} has a bad model or metadata")
+        int(t["id"])
+        bbox_tuple(t.get("bbox"))
 
 
 def _imported_row(t: dict[str, Any], v: npt.NDArray[np.float32]) -> NewTemplate:

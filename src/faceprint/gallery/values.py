@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,7 @@ __all__ = [
     "IdentifyResult",
     "OpenSetCalibration",
     "EnrollReport",
+    "EnrollFailure",
     "MigrationReport",
     "GallerySettings",
     "NewTemplate",
@@ -195,19 +196,33 @@ class OpenSetCalibration:
         return d
 
 
+class EnrollFailure(NamedTuple):
+    """An input a bulk enrolment could not use: ``error`` is ``"<ExceptionType>: <message>"``,
+    ``exception`` the exception itself (to act on its type, not on that text)."""
+
+    subject: str
+    image: str
+    error: str
+    exception: BaseException
+
+    @classmethod
+    def of(cls, subject: str, image: str, exc: BaseException) -> EnrollFailure:
+        return cls(subject, image, f"{type(exc).__name__}: {exc}", exc)
+
+
 @dataclass(frozen=True, slots=True)
 class EnrollReport:
     """What a bulk enrolment did: templates added, subjects touched, and inputs that failed."""
 
     templates: int
     subjects: int
-    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (subject, source, error)
+    failed: list[EnrollFailure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "templates": self.templates,
             "subjects": self.subjects,
-            "failed": [{"subject": s, "image": src, "error": e} for s, src, e in self.failed],
+            "failed": [{"subject": f.subject, "image": f.image, "error": f.error} for f in self.failed],
         }
 
 

@@ -23,6 +23,7 @@ from ...errors import (
     SubjectNotFoundError,
 )
 from ...types import BBox
+from ..files import tighten
 from ..store import Change
 from ..values import GallerySettings, NewTemplate, Subject, Template
 
@@ -107,6 +108,8 @@ class MilvusStore:
             self._client = pm.MilvusClient(**kwargs)
         except Exception as exc:
             raise GalleryError(f"cannot connect to Milvus at {uri}: {exc}") from exc
+        if self.local and Path(uri).exists():
+            tighten(Path(uri))  # milvus-lite's folder: 0700, so its 0644 files are not readable by others
         try:
             self._open(create, initial or GallerySettings())
         except BaseException:
@@ -519,6 +522,15 @@ class MilvusStore:
             )
             out["disk_bytes"] = {"database": size}
         return out
+
+    def destroy(self) -> None:
+        """Drop the gallery's collections (and a milvus-lite file's data with them), then close."""
+        with self._lock:
+            names = [self._meta_name, self._subjects_name, self._tpl]
+            for name in names:
+                if self._client.has_collection(name):
+                    self._client.drop_collection(name)
+        self.close()
 
     def close(self) -> None:
         with self._lock:

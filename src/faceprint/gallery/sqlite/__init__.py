@@ -27,22 +27,17 @@ up other processes' commits before it searches (``PRAGMA data_version``).
 from __future__ import annotations
 
 import os
-import sqlite3
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import CorruptStoreError
 from ..api import Gallery
 from ..core import creation_settings
 from ..spec import EXACT_BUDGET, SCAN_BUDGET, IndexSpec, auto_nlist, auto_nprobe, legacy_spec
 from .index_file import BACKGROUND_ABOVE, INDEX_FORMAT_VERSION, INDEX_MAGIC, INDEX_NAME, SyncedFaissIndex
-from .store import DB_NAME, SCHEMA_VERSION, SqliteStore
+from .store import DB_NAME, SCHEMA_VERSION, SqliteStore, sqlite_errors
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from ...pipeline import FacePipeline
 
 __all__ = [
@@ -62,20 +57,6 @@ __all__ = [
 ]
 
 IMAGES_DIR = "images"
-
-
-@contextmanager
-def corrupt_store_errors(path: Path) -> Iterator[None]:
-    """Turn SQLite's "this is not a database" errors into :class:`~faceprint.errors.CorruptStoreError`."""
-    db = path / DB_NAME
-    try:
-        yield
-    except sqlite3.DatabaseError as exc:
-        raise CorruptStoreError(
-            f"gallery database {db} is damaged ({exc}); restore it from a backup or export, "
-            f"or remove the gallery folder {path}",
-            path=str(db),
-        ) from exc
 
 
 class SqliteGallery(Gallery):
@@ -121,7 +102,7 @@ class SqliteGallery(Gallery):
     ) -> None:
         self.path = Path(path)
         index = _legacy_index_options(index, index_type, exact_limit, nlist, nprobe)
-        with corrupt_store_errors(self.path):
+        with sqlite_errors(self.path):
             store = SqliteStore(
                 self.path,
                 create=create,

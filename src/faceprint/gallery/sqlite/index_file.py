@@ -23,19 +23,19 @@ import json
 import logging
 import os
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
-from ...errors import GalleryError
+from ...errors import CorruptStoreError
 from ..faiss_index import BuildCancelled, FaissIndex
+from ..files import private_tmp
 from ..spec import IndexPlan, IndexSpec
 from ..store import Change, ChangeFeed, FeedReader, FeedState
 from ..values import GallerySettings
@@ -125,6 +125,8 @@ class SyncedFaissIndex:
             if self._build is not None:
                 self._build.changes.append(change)
             self._restructure_if_needed()
+            if change.removed_ids.size:
+                self.save()  # rewrite the file now: no copy of a removed template stays on disk
 
     def owners(self, template_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         with self._lock:
@@ -238,9 +240,10 @@ class SyncedFaissIndex:
         fi = FaissIndex.build(spec, dim, m.count, lambda n: r.sample(n, seed=m.generation), rows)
         self._owners = owners
         if (fi.count, fi.id_sum) != (m.count, m.id_sum):
-            raise GalleryError(
-                f"gallery database of {self.feed.location} is inconsistent (meta says {m.count} templates, "
-                f"found {fi.count}): restore it from a backup or export what can be read"
+            raise CorruptStoreError(
+                f"gallery database of {self.feed.location} is inconsistent (its counters say {m.count} templates, "
+                f"it holds {fi.count}): restore it from a backup or export what can be read",
+                path=self.feed.location,
             )
         self._fi, self._spec = fi, spec
         self.generation, self.epoch, self.saved_generation = m.generation, m.epoch, -1
@@ -340,25 +343,27 @@ class SyncedFaissIndex:
                 self.saved_generation = self.generation
 
     def _write_file(self, fi: FaissIndex, header: dict[str, Any]) -> bool:
+        tmp = self._write_tmp(fi, header)
+        if tmp is not None:
+            os.replace(tmp, self.file)
+        return tmp is not None
+
+    def _write_tmp(self, fi: FaissIndex, header: dict[str, Any]) -> str | None:
+        """The index written (0600, fsynced) to a temporary file beside the index file; None if impossible."""
         raw = json.dumps(header).encode()
         t0 = time.perf_counter()
+
+        def write(f: BinaryIO) -> None:
+            f.write(INDEX_MAGIC + struct.pack("<I", len(raw)) + raw)
+            fi.write(f)
+
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".tmp", dir=self.file.parent)
+            tmp = private_tmp(self.file.parent, write, prefix=".index-", suffix=".tmp")
         except OSError as exc:
             log.warning("cannot write the index file %s (%s); it will be rebuilt on open", self.file, exc)
-            return False
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(INDEX_MAGIC + struct.pack("<I", len(raw)) + raw)
-                fi.write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        log.info("saved %s index (%d templates) in %.1f s", fi.plan.factory, fi.count, time.perf_counter() - t0)
-        return True
+            return None
+        log.info("wrote %s index (%d templates) in %.1f s", fi.plan.factory, fi.count, time.perf_counter() - t0)
+        return tmp
 
     def ids(self) -> set[int]:
         """Every template id in the index (slow: for consistency checks)."""
@@ -393,10 +398,17 @@ class SyncedFaissIndex:
             if (fi.count, fi.id_sum) != (m.count, m.id_sum):
                 log.error("background rebuild of %s saw an inconsistent snapshot", self.feed.location)
                 return
-            header = _header(fi, m.generation, m.epoch, b.spec, settings)
-            written = not b.cancel.is_set() and self._write_file(fi, header)
+            tmp = (
+                None if b.cancel.is_set() else self._write_tmp(fi, _header(fi, m.generation, m.epoch, b.spec, settings))
+            )
             with self._lock:
-                self._swap(b, fi, m, written)
+                # a file of the snapshot must not bring back templates removed since: then the swap rewrites it
+                removed = b.gaps or any(c.removed_ids.size for c in b.changes)
+                if tmp is not None and (removed or self._build is not b):
+                    Path(tmp).unlink(missing_ok=True)
+                elif tmp is not None:
+                    os.replace(tmp, self.file)
+                self._swap(b, fi, m, written=tmp is not None and not removed)
         except BuildCancelled:
             log.info("background rebuild of %s cancelled", self.feed.location)
         except Exception:  # the live index keeps serving; the next write tries again
@@ -427,6 +439,8 @@ class SyncedFaissIndex:
         self.saved_generation = m.generation if written else -1
         fi.set_search_params(self._spec)
         log.info("swapped in the rebuilt %s index of %s (%d templates)", fi.plan.factory, self.feed.location, fi.count)
+        if not written and any(c.removed_ids.size for c in b.changes):
+            self.save()  # no file may keep a removed template
         self._restructure_if_needed()
 
 
