@@ -270,6 +270,8 @@ def test_an_embedder_without_its_model_file_is_exit_5(cli_gallery: str, capsys: 
     img = str(data_path("faces_small", "obama", "obama.jpg"))
     code, _out, err = run(capsys, "enroll", cli_gallery, "--embedder", "onnx-arcface", "bob", img)
     assert code == 5 and one_error_line(err) and "model" in err
+    code, _out, err = run(capsys, "migrate", cli_gallery, "--embedder", "onnx-arcface")
+    assert code == 5 and one_error_line(err) and "model" in err
 
 
 def test_enrolment_failures_keep_their_exceptions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -387,9 +387,8 @@ def migrate(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-embed every template from its stored source image with a new model (exit 6 if not applied)."""
-    from ..pipeline import DEFAULT_DETECTOR, FacePipeline
-
-    pipe = FacePipeline(detector or DEFAULT_DETECTOR, embedder)
+    pipe = _pipeline(detector, embedder)
+    assert pipe is not None  # --embedder is required
     with _open(gallery, backend) as g:
         rep = g.migrate(pipe, drop_unmigratable=drop_unmigratable, workers=workers or None)
     summary = (
