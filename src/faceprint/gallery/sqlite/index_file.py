@@ -220,8 +220,8 @@ class SyncedFaissIndex:
             return
         b = self._build
         if b is not None:
-            if b.spec == self._spec:
-                return  # on its way
+            if b.spec.factory == self._spec.factory:
+                return  # on its way (search parameters are applied when it is swapped in)
             self._cancel_build()
         if self.background_above is not None and fi.count > self.background_above:
             self._start_build()
@@ -401,6 +401,7 @@ class SyncedFaissIndex:
             tmp = (
                 None if b.cancel.is_set() else self._write_tmp(fi, _header(fi, m.generation, m.epoch, b.spec, settings))
             )
+            done, gen = self._follow_outside_lock(b, fi, m.generation)
             with self._lock:
                 # a file of the snapshot must not bring back templates removed since: then the swap rewrites it
                 removed = b.gaps or any(c.removed_ids.size for c in b.changes)
@@ -408,7 +409,7 @@ class SyncedFaissIndex:
                     Path(tmp).unlink(missing_ok=True)
                 elif tmp is not None:
                     os.replace(tmp, self.file)
-                self._swap(b, fi, m, written=tmp is not None and not removed)
+                self._swap(b, fi, m, tmp is not None and not removed, done, gen)
         except BuildCancelled:
             log.info("background rebuild of %s cancelled", self.feed.location)
         except Exception:  # the live index keeps serving; the next write tries again
@@ -418,21 +419,33 @@ class SyncedFaissIndex:
                 if self._build is b:
                     self._build = None
 
-    def _swap(self, b: _Build, fi: FaissIndex, m: FeedState, written: bool) -> None:
-        """Bring the new index up to date with the writes since its snapshot, and make it the live one."""
-        if b.cancel.is_set() or self._build is not b or self.epoch != m.epoch or self._spec != b.spec:
+    def _follow_outside_lock(self, b: _Build, fi: FaissIndex, gen: int) -> tuple[int, int]:
+        """Apply most of the writes made during the build to the new index without holding the lock
+        (searches and writes go on meanwhile), in rounds until few are left for the swap."""
+        done = 0
+        for _ in range(8):
+            with self._lock:
+                if self._build is not b or b.gaps or len(b.changes) - done <= 1:
+                    break
+                upto = len(b.changes)
+            done, gen, ok = _follow(b.changes[done:upto], fi, done, gen)
+            if not ok:
+                break
+        return done, gen
+
+    def _swap(self, b: _Build, fi: FaissIndex, m: FeedState, written: bool, done: int, gen: int) -> None:
+        """Bring the new index (at generation ``gen``, ``done`` of the build's writes applied) up to
+        date with the rest, and make it the live one (under the lock)."""
+        if b.cancel.is_set() or self._build is not b or self.epoch != m.epoch or self._spec.factory != b.spec.factory:
             return
-        pending = [c for c in b.changes if c.generation is not None and c.generation > m.generation]
-        chained = not b.gaps and all(
-            c.base == prev for c, prev in zip(pending, [m.generation] + [c.generation for c in pending], strict=False)
-        )
-        if chained and (not pending or pending[-1].generation == self.generation):
-            for c in pending:
-                _apply(fi, None, c)  # the owner map has them already
-            generation = max(m.generation, self.generation)
-        else:
+        ok = not b.gaps
+        if ok:
+            done, gen, ok = _follow(b.changes[done:], fi, done, gen)
+        if ok and gen >= self.generation:
+            generation = gen
+        else:  # writes reached the live index another way (another process): read them from the store
             with self.feed.snapshot() as r:
-                _catch_up(fi, None, r, m.generation)
+                _catch_up(fi, None, r, gen)
                 generation = r.state().generation
         self._fi, self._build = fi, None
         self.generation = generation
@@ -486,6 +499,19 @@ def _recording(
     for ids, sids, vecs in rows:
         owners.set(ids, sids)
         yield ids, sids, vecs
+
+
+def _follow(changes: list[Change], fi: FaissIndex, done: int, gen: int) -> tuple[int, int, bool]:
+    """Apply ``changes`` (this process's writes, in order) to ``fi``, an index of generation ``gen``,
+    while they chain on from it; returns (changes consumed in all, new generation, whether all chained)."""
+    for c in changes:
+        if c.generation is None or (c.generation > gen and c.base != gen):
+            return done, gen, False
+        if c.generation > gen:  # older ones are in the snapshot already
+            _apply(fi, None, c)  # the live owner map has them already
+            gen = c.generation
+        done += 1
+    return done, gen, True
 
 
 def _catch_up(fi: FaissIndex, owners: _Owners | None, r: FeedReader, generation: int) -> None:
