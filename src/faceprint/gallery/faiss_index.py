@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 #: k-means training points per IVF centroid.
 TRAIN_POINTS_PER_CENTROID = 32
 #: List counts above this are trained by two-level k-means.
-TWO_LEVEL_ABOVE = 1024
+TWO_LEVEL_ABOVE = 256
 _KMEANS_ITERATIONS = 10
 
 
@@ -103,7 +103,8 @@ def train_centroids(x: npt.NDArray[np.float32], nlist: int, seed: int = 1234) ->
     assign = assign.ravel()
     parts = [x[assign == c] for c in range(top.shape[0])]
     shares = _allocate(np.array([p.shape[0] for p in parts]), nlist)
-    out = [kmeans(p, int(k), seed + 1 + c) for c, (p, k) in enumerate(zip(parts, shares, strict=True)) if k > 0]
+    with omp_threads(1):  # many small k-means: OpenMP's spinning barriers cost more than they bring
+        out = [kmeans(p, int(k), seed + 1 + c) for c, (p, k) in enumerate(zip(parts, shares, strict=True)) if k > 0]
     return np.ascontiguousarray(np.concatenate(out), np.float32)
 
 

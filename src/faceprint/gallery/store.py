@@ -205,6 +205,15 @@ class ChangeFeed(Protocol):
         """A read snapshot; ``own_connection`` for a reader in another thread that must not block writers."""
         ...
 
+    def rows_upto(
+        self, generation: int
+    ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+        """Chunks of ``(ids, subject ids, vectors)`` of the templates added up to ``generation``, by
+        id, each chunk read in a short transaction of its own (a long build must not hold a
+        snapshot: SQLite could not checkpoint meanwhile). Templates removed while it reads may
+        be missing."""
+        ...
+
     def vectors(self, template_ids: Sequence[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """``(ids, float32 vectors)`` of the templates among ``template_ids`` that exist (to re-score hits exactly)."""
         ...

@@ -8,13 +8,15 @@ rebuild), atomically: a crash loses no template, only the replay work.
 
 **Rebuilds off the enrolment path.** When the gallery outgrows its index (exact → IVF, or an
 IVF grown :data:`~faceprint.gallery.spec.RETRAIN_GROWTH` times since training), the new index is
-trained and filled in a background thread from a read snapshot of the store (its own SQLite
-connection: writers are not blocked). Meanwhile the current index keeps serving searches and
-takes every new template. When the new one is ready it is written to the index file, brought
-up to date with the writes made since its snapshot, and swapped in atomically under the lock.
+trained and filled in a background thread, on its own SQLite connection, reading the rows of
+the generation it was started at in short transactions (a snapshot held for the whole build
+would keep SQLite from checkpointing: the write-ahead log would grow by every write made
+meanwhile). The current index keeps serving searches and takes every new template. When the
+new one is ready it is written to the index file, brought up to date with the writes made since
+(most of them outside the lock), and swapped in atomically under the lock.
 A crash meanwhile loses nothing: the store is the truth and the file on disk is always a
-complete index of some generation. Small rebuilds (≤ ``background_above`` templates, well under
-a second) run inline.
+complete index of some generation. Small rebuilds (≤ ``background_above`` templates, a fraction
+of a second) run inline.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ...errors import CorruptStoreError
-from ..faiss_index import BuildCancelled, FaissIndex
+from ..faiss_index import BuildCancelled, FaissIndex, training_size
 from ..files import private_tmp
 from ..spec import IndexPlan, IndexSpec
 from ..store import Change, ChangeFeed, FeedReader, FeedState
@@ -48,7 +50,7 @@ INDEX_NAME = "index.faiss"
 INDEX_MAGIC = b"FPGIDX01"
 INDEX_FORMAT_VERSION = 1
 #: Rebuilds of more templates than this run in a background thread.
-BACKGROUND_ABOVE = 50_000
+BACKGROUND_ABOVE = 10_000
 
 
 @dataclass(eq=False)
@@ -61,6 +63,7 @@ class _Build:
     changes: list[Change] = field(default_factory=list)  # this process's writes, in order
     gaps: bool = False  # other writes reached the live index too (replayed): catch up from the store
     thread: threading.Thread | None = None
+    present: _Owners = field(default_factory=lambda: _Owners())  # the templates the new index holds
 
 
 class SyncedFaissIndex:
@@ -388,15 +391,15 @@ class SyncedFaissIndex:
     def _run_build(self, b: _Build) -> None:
         """The background thread: build from a snapshot, write the file, then swap (under the lock)."""
         try:
-            with self.feed.snapshot(own_connection=True) as r:
+            with self.feed.snapshot(own_connection=True) as r:  # short: what to build, and the training sample
                 m, settings = r.state(), r.settings()
                 if m.epoch != b.epoch or settings.dim is None:
                     return
-                rows = ((ids, vecs) for ids, _sids, vecs in r.added_since(-1))
-                sample = lambda n: r.sample(n, seed=m.generation)  # noqa: E731
-                fi = FaissIndex.build(b.spec, int(settings.dim), m.count, sample, rows, cancel=b.cancel)
-            if (fi.count, fi.id_sum) != (m.count, m.id_sum):
-                log.error("background rebuild of %s saw an inconsistent snapshot", self.feed.location)
+                x = r.sample(training_size(b.spec.plan(m.count, int(settings.dim)).nlist), seed=m.generation)
+            rows = ((ids, vecs) for ids, sids, vecs in _recording(self.feed.rows_upto(m.generation), b.present))
+            fi = FaissIndex.build(b.spec, int(settings.dim), m.count, lambda n: x[:n], rows, cancel=b.cancel)
+            if fi.count != m.count and not any(c.removed_ids.size for c in b.changes) and not b.gaps:
+                log.error("background rebuild of %s read %d of %d templates", self.feed.location, fi.count, m.count)
                 return
             tmp = (
                 None if b.cancel.is_set() else self._write_tmp(fi, _header(fi, m.generation, m.epoch, b.spec, settings))
@@ -428,7 +431,7 @@ class SyncedFaissIndex:
                 if self._build is not b or b.gaps or len(b.changes) - done <= 1:
                     break
                 upto = len(b.changes)
-            done, gen, ok = _follow(b.changes[done:upto], fi, done, gen)
+            done, gen, ok = _follow(b.changes[done:upto], fi, b.present, done, gen)
             if not ok:
                 break
         return done, gen
@@ -440,12 +443,12 @@ class SyncedFaissIndex:
             return
         ok = not b.gaps
         if ok:
-            done, gen, ok = _follow(b.changes[done:], fi, done, gen)
+            done, gen, ok = _follow(b.changes[done:], fi, b.present, done, gen)
         if ok and gen >= self.generation:
             generation = gen
         else:  # writes reached the live index another way (another process): read them from the store
             with self.feed.snapshot() as r:
-                _catch_up(fi, None, r, gen)
+                _catch_up(fi, b.present, r, gen, exact=True)
                 generation = r.state().generation
         self._fi, self._build = fi, None
         self.generation = generation
@@ -484,9 +487,12 @@ class _Owners:
 
 
 def _apply(fi: FaissIndex, owners: _Owners | None, c: Change) -> None:
-    fi.remove(c.removed_ids)
+    """Apply a write to ``fi`` (and to the map of what it holds, when given: only removed
+    templates it holds are removed, so that its checksum stays exact)."""
+    gone = c.removed_ids if owners is None else c.removed_ids[owners.get(c.removed_ids) >= 0]
+    fi.remove(gone)
     if owners is not None:
-        owners.drop(c.removed_ids)
+        owners.drop(gone)
     if c.added_vectors is not None:
         fi.add(c.added_ids, c.added_vectors)
         if owners is not None and c.added_subjects is not None:
@@ -501,25 +507,28 @@ def _recording(
         yield ids, sids, vecs
 
 
-def _follow(changes: list[Change], fi: FaissIndex, done: int, gen: int) -> tuple[int, int, bool]:
+def _follow(changes: list[Change], fi: FaissIndex, present: _Owners, done: int, gen: int) -> tuple[int, int, bool]:
     """Apply ``changes`` (this process's writes, in order) to ``fi``, an index of generation ``gen``,
     while they chain on from it; returns (changes consumed in all, new generation, whether all chained)."""
     for c in changes:
         if c.generation is None or (c.generation > gen and c.base != gen):
             return done, gen, False
         if c.generation > gen:  # older ones are in the snapshot already
-            _apply(fi, None, c)  # the live owner map has them already
+            _apply(fi, present, c)  # only the removed templates it holds: its checksum stays exact
             gen = c.generation
         done += 1
     return done, gen, True
 
 
-def _catch_up(fi: FaissIndex, owners: _Owners | None, r: FeedReader, generation: int) -> None:
-    """Apply to ``fi`` (an index of ``generation``) every write after it."""
+def _catch_up(fi: FaissIndex, owners: _Owners | None, r: FeedReader, generation: int, *, exact: bool = False) -> None:
+    """Apply to ``fi`` (an index of ``generation``) every write after it, keeping ``owners`` in step
+    (``exact``: ``owners`` says what ``fi`` holds, and only removed templates it holds are removed)."""
     gone = np.array([i for i, added in r.removed_since(generation) if added <= generation], np.int64)
-    fi.remove(gone)
     if owners is not None:
+        if exact:
+            gone = gone[owners.get(gone) >= 0]
         owners.drop(gone)
+    fi.remove(gone)
     for ids, sids, vecs in r.added_since(generation):
         fi.add(ids, vecs)
         if owners is not None:

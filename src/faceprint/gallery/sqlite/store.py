@@ -35,6 +35,7 @@ from ..files import private_dir, private_file, tighten
 from ..store import Change
 from ..values import GallerySettings, NewTemplate, Subject, Template
 from .schema import (
+    CHUNK,
     DB_NAME,
     META_KEYS,
     SCHEMA,
@@ -507,6 +508,31 @@ class SqliteStore:
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         return np.array([r[0] for r in rows], np.int64), vectors_of([r[1] for r in rows])
+
+    def rows_upto(
+        self, generation: int
+    ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+        with sqlite_errors(self.path):
+            conn = sqlite3.connect(self.db, isolation_level=None, timeout=60.0)
+        try:
+            conn.execute("PRAGMA query_only = 1")
+            last = 0
+            while True:
+                with sqlite_errors(self.path):  # autocommit: each SELECT is its own read transaction
+                    rows = conn.execute(
+                        "SELECT id, subject_id, vector FROM templates WHERE id > ? AND gen <= ? ORDER BY id LIMIT ?",
+                        (last, generation, CHUNK),
+                    ).fetchall()
+                if not rows:
+                    return
+                last = int(rows[-1][0])
+                yield (
+                    np.array([r[0] for r in rows], np.int64),
+                    np.array([r[1] for r in rows], np.int64),
+                    vectors_of([r[2] for r in rows]),
+                )
+        finally:
+            conn.close()
 
     def all_ids(self) -> set[int]:
         with self._locked():
