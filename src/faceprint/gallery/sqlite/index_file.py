@@ -51,6 +51,9 @@ INDEX_MAGIC = b"FPGIDX01"
 INDEX_FORMAT_VERSION = 1
 #: Rebuilds of more templates than this run in a background thread.
 BACKGROUND_ABOVE = 10_000
+#: Writes a new index may lag behind while it catches up; more make writers wait, so that the
+#: last ones, applied under the lock at the swap, are few (no long pause of searches).
+MAX_BACKLOG = 4
 
 
 @dataclass(eq=False)
@@ -64,6 +67,8 @@ class _Build:
     gaps: bool = False  # other writes reached the live index too (replayed): catch up from the store
     thread: threading.Thread | None = None
     present: _Owners = field(default_factory=lambda: _Owners())  # the templates the new index holds
+    catching_up: bool = False  # the new index is built and follows the writes made meanwhile
+    followed: int = 0  # how many of ``changes`` it has applied
 
 
 class SyncedFaissIndex:
@@ -93,6 +98,7 @@ class SyncedFaissIndex:
         self._build: _Build | None = None
         self._owners = _Owners()
         self._lock = threading.RLock()
+        self._caught_up = threading.Condition(self._lock)
         self._fi: FaissIndex | None = None
         self._spec = IndexSpec.parse(None)
         self._settings = GallerySettings()
@@ -125,8 +131,11 @@ class SyncedFaissIndex:
                 return
             _apply(fi, self._owners, change)
             self.generation = int(change.generation)  # type: ignore[arg-type]
-            if self._build is not None:
-                self._build.changes.append(change)
+            b = self._build
+            if b is not None:
+                b.changes.append(change)
+                while b is self._build and b.catching_up and len(b.changes) - b.followed > MAX_BACKLOG:
+                    self._caught_up.wait(1.0)  # backpressure: lets the new index catch up (searches go on)
             self._restructure_if_needed()
             if change.removed_ids.size:
                 self.save()  # rewrite the file now: no copy of a removed template stays on disk
@@ -387,6 +396,7 @@ class SyncedFaissIndex:
         if self._build is not None:
             self._build.cancel.set()
             self._build = None
+            self._caught_up.notify_all()
 
     def _run_build(self, b: _Build) -> None:
         """The background thread: build from a snapshot, write the file, then swap (under the lock)."""
@@ -421,13 +431,19 @@ class SyncedFaissIndex:
             with self._lock:
                 if self._build is b:
                     self._build = None
+                self._caught_up.notify_all()
 
     def _follow_outside_lock(self, b: _Build, fi: FaissIndex, gen: int) -> tuple[int, int]:
-        """Apply most of the writes made during the build to the new index without holding the lock
-        (searches and writes go on meanwhile), in rounds until few are left for the swap."""
+        """Apply the writes made during the build to the new index without holding the lock
+        (searches and writes go on meanwhile), in rounds until few are left for the swap; writers
+        wait while more than :data:`MAX_BACKLOG` are behind (see :meth:`update`)."""
         done = 0
-        for _ in range(8):
+        with self._lock:
+            b.catching_up = True
+        while True:
             with self._lock:
+                b.followed = done
+                self._caught_up.notify_all()
                 if self._build is not b or b.gaps or len(b.changes) - done <= 1:
                     break
                 upto = len(b.changes)
