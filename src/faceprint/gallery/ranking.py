@@ -1,8 +1,9 @@
 """From template hits to ranked subjects: the closed-set step shared by identification and calibration.
 
 A subject's score is the ``max`` or the ``mean`` of its templates' cosine similarities to the
-probe. The index is asked for enough templates (``kk``) to cover ``k`` subjects; when the hits
-hold fewer than ``k`` subjects, ``kk`` grows until they do or the gallery is exhausted.
+probe. The index is asked for about twice the templates a subject has on average per wanted
+subject (``kk``); when the hits hold fewer than ``k`` subjects, ``kk`` grows 4× until they do or
+the gallery is exhausted. Every hit is scored exactly, so ``kk`` is kept small.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def rank_subjects(g: GalleryCore, x: npt.NDArray[np.float32], k: int, strategy: 
     if n_templates == 0:
         return [[] for _ in range(x.shape[0])]
     per_subject = max(1.0, n_templates / max(1, n_subjects))
-    kk = min(n_templates, max(4 * k, int(math.ceil(2 * per_subject * k)), 16))
+    kk = min(n_templates, max(k + 4, int(math.ceil(2 * per_subject * k)), 16))  # widened below when short
     while True:
         d, ids = g.search(x, kk)
         owner = _owners(g, ids)
