@@ -17,6 +17,8 @@ from faceprint.gallery import open_gallery
 from ..conftest import data_path
 from .conftest import location
 
+pytestmark = pytest.mark.slow  # real photographs through the default pipeline, twice
+
 
 class RotatedEmbedder:
     """Another "model" for migration tests: the default embedder followed by a fixed rotation."""

@@ -20,6 +20,8 @@ from faceprint.gallery import open_gallery, open_set_rates
 from ..conftest import data_path
 from .conftest import location
 
+pytestmark = pytest.mark.slow  # embeds about 300 LFW photographs
+
 N_ENROLLED, N_OUTSIDERS, MAX_IMAGES = 60, 120, 4
 TARGET_FPIR = 0.1
 

@@ -52,6 +52,7 @@ def wait_for_commits(proc: subprocess.Popen[str], n: int, timeout: float = 120.0
 # --- crash ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkill_mid_enrolment_keeps_every_committed_batch(tmp_path: Path, backend: str) -> None:
     loc = location(tmp_path, backend)
     size, dim, batches = 400, 32, 500
@@ -85,6 +86,7 @@ def test_sigkill_mid_enrolment_keeps_every_committed_batch(tmp_path: Path, backe
 # --- concurrent readers --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reader_process_sees_whole_batches_while_another_process_enrols(tmp_path: Path) -> None:
     loc = location(tmp_path, "sqlite")
     size, dim, batches = 200, 32, 40

@@ -1,15 +1,20 @@
 """``faceprint gallery …``: each command a few lines around one :mod:`faceprint.gallery` call.
 
 Exit codes as everywhere (``cli/app_common.py``): 0 success / identified / match, 1 not
-identified / no match, 2 usage, 3 bad input image, 4 no face, 5 model error, 6 other error
-(unknown subject, model mismatch, migration not applied…).
+identified / no match, 2 usage (also an invalid subject name), 3 bad input image, 4 no face,
+5 model error, 6 other error (unknown subject, model mismatch, migration not applied…),
+7 damaged gallery (``gallery check`` says what; ``gallery destroy`` removes it). Library errors
+reach ``cli.app.main`` as exception objects and are mapped to exit codes by type.
+
+Subject names are identifiers, not paths: they are checked with the service's rule
+(:func:`faceprint.gallery.check_subject_name`) and kept verbatim.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,6 +22,7 @@ import typer
 
 from .app_common import (
     EXIT_BAD_INPUT,
+    EXIT_CORRUPT_STORE,
     EXIT_NO_FACE,
     EXIT_NO_MATCH,
     EXIT_OTHER,
@@ -56,8 +62,30 @@ def _pipeline(detector: str | None, embedder: str | None) -> FacePipeline | None
     if detector is None and embedder is None:
         return None
     from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline
+    from ..registry import detectors, embedders
 
-    return FacePipeline(detector or DEFAULT_DETECTOR, embedder or DEFAULT_EMBEDDER)
+    det, emb = detector or DEFAULT_DETECTOR, embedder or DEFAULT_EMBEDDER
+    _check_buildable("detector", detectors.get(det), det)
+    _check_buildable("embedder", embedders.get(emb), emb)
+    return FacePipeline(det, emb)
+
+
+def _check_buildable(kind: str, factory: Any, name: str) -> None:
+    """A backend that needs settings these commands cannot give (a model file: onnx-arcface's
+    ``model=``) is refused with :class:`~faceprint.errors.ModelNotFoundError` rather than a TypeError."""
+    from ..errors import ModelNotFoundError
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a builtin factory: let it try
+        return
+    required = [p.name for p in params if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if required:
+        raise ModelNotFoundError(
+            f"{kind} {name!r} needs {', '.join(r + '=' for r in required)} (its model file), which `faceprint "
+            f"gallery` cannot pass: create the gallery from Python with FacePipeline({kind}={name!r}, "
+            f"{kind}_options={{{required[0]!r}: PATH}}) — later commands reuse the gallery's stored pipeline"
+        )
 
 
 def _out(obj: Any, json_out: bool, text: str) -> None:
@@ -85,23 +113,37 @@ def create(
     _out(st, json_out, f"created {st['backend']} gallery {gallery} for model {st['model']}")
 
 
-def _pairs(subject: str | None, images: list[Path], folders: bool) -> Iterator[tuple[str, Path]]:
+def _enrol_pairs(args: list[str], folders: bool) -> list[tuple[str, Path]]:
+    """(subject, image) pairs: ``SUBJECT IMAGE…`` or, with ``--folders``, one subject per sub-folder."""
+    from ..errors import ConfigurationError
+    from ..gallery import check_subject_name
+
     if folders:
-        for root in images:
-            for d in sorted(p for p in root.iterdir() if p.is_dir()):
-                for img in iter_images([d]):
-                    yield d.name, img
-        return
-    if subject is None:
-        raise typer.BadParameter("give a SUBJECT, or --folders to take subject names from sub-folders")
-    for img in iter_images(images):
-        yield subject, img
+        roots = [Path(a) for a in args]
+        if not roots or not all(r.is_dir() for r in roots):
+            raise ConfigurationError("--folders takes folders whose sub-folders are the subjects")
+        subdirs = [d for r in roots for d in sorted(p for p in r.iterdir() if p.is_dir())]
+        for d in subdirs:
+            check_subject_name(d.name)
+        pairs = [(d.name, img) for d in subdirs for img in iter_images([d])]
+    else:
+        if not args:
+            raise ConfigurationError("give a SUBJECT and its images, or --folders FOLDER…")
+        subject = check_subject_name(args[0])
+        if len(args) < 2:
+            raise ConfigurationError(
+                f"no images given for {subject!r}: faceprint gallery enroll GALLERY SUBJECT IMAGE…"
+            )
+        pairs = [(subject, img) for img in iter_images([Path(a) for a in args[1:]])]
+    if not pairs:
+        raise ConfigurationError(f"no images found in {' '.join(args)}")
+    return pairs
 
 
 @app.command("enroll")
 def enroll(
     gallery: GalleryArg,
-    images: Annotated[list[Path], typer.Argument(help="SUBJECT then images/folders; with --folders: folders only.")],
+    args: Annotated[list[str], typer.Argument(help="SUBJECT then images/folders; with --folders: folders only.")],
     folders: Annotated[
         bool, typer.Option("--folders", help="Each sub-folder of the given folders is one subject.")
     ] = False,
@@ -112,8 +154,7 @@ def enroll(
     json_out: JsonOpt = False,
 ) -> None:
     """Enrol the main face of each image: `enroll G ada a1.jpg a2.jpg` or `enroll G --folders people/`."""
-    subject = None if folders else str(images[0])
-    pairs = list(_pairs(subject, images if folders else images[1:], folders))
+    pairs = _enrol_pairs(args, folders)
     with (
         _open(gallery, backend, pipeline=_pipeline(detector, embedder)) as g,
         progress_bar(len(pairs), "enrolling") as advance,
@@ -131,12 +172,22 @@ def enroll(
         json_out,
         f"enrolled {rep.templates} templates of {rep.subjects} subjects; {len(rep.failed)} failed",
     )
-    for subj, src, err in rep.failed:
-        typer.echo(json.dumps({"subject": subj, "image": src, "error": err}), err=True)
+    for f in rep.failed:
+        typer.echo(json.dumps({"subject": f.subject, "image": f.image, "error": f.error}), err=True)
     if rep.failed:
-        raise typer.Exit(
-            EXIT_NO_FACE if all(e.startswith("NoFaceError") for _s, _i, e in rep.failed) else EXIT_BAD_INPUT
-        )
+        raise typer.Exit(_failure_exit_code([f.exception for f in rep.failed]))
+
+
+def _failure_exit_code(errors: list[BaseException]) -> int:
+    """4 when every input showed no face, else the code of the first other failure (by its type)."""
+    from ..errors import NoFaceError
+    from .app import exit_code_for
+
+    other = [e for e in errors if not isinstance(e, NoFaceError)]
+    if not other:
+        return EXIT_NO_FACE
+    code = exit_code_for(other[0])
+    return EXIT_BAD_INPUT if code == EXIT_OTHER and isinstance(other[0], (OSError, ValueError)) else code
 
 
 @app.command("identify")
@@ -217,7 +268,10 @@ def rename(
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rename a subject."""
+    """Rename a subject (the new name follows the same rule as enrolled names)."""
+    from ..gallery import check_subject_name
+
+    check_subject_name(new)
     with _open(gallery, backend) as g:
         g.rename(old, new)
     _out({"renamed": old, "to": new}, json_out, f"{old} → {new}")
@@ -258,7 +312,7 @@ def calibrate(
 ) -> None:
     """Set the open-set threshold for a target FPIR from searches of people who are not enrolled."""
     from ..export import read_embeddings
-    from ..gallery.base import split_model_tag
+    from ..gallery import split_model_tag
     from ..types import Embedding
 
     with _open(gallery, backend) as g:
@@ -302,9 +356,21 @@ def import_(
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Add the subjects and templates of an exported file (the gallery is created if missing)."""
-    with _open(gallery, backend, None) as g:
-        rep = g.import_from(input)
+    """Add the subjects and templates of an exported file (the gallery is created if missing).
+
+    The file is read and checked whole first; a gallery this command created is removed again
+    if the import fails."""
+    from ..gallery.transfer import read_export
+
+    exported = read_export(input)  # a bad file fails here, before any gallery is created
+    g = _open(gallery, backend, None)
+    try:
+        with g:
+            rep = g.import_from(exported, label=str(input))
+    except BaseException:
+        if g.store.created:
+            g.destroy()
+        raise
     _out(rep, json_out, f"imported {rep['templates']} templates of {rep['subjects']} subjects")
 
 
@@ -321,9 +387,8 @@ def migrate(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-embed every template from its stored source image with a new model (exit 6 if not applied)."""
-    from ..pipeline import DEFAULT_DETECTOR, FacePipeline
-
-    pipe = FacePipeline(detector or DEFAULT_DETECTOR, embedder)
+    pipe = _pipeline(detector, embedder)
+    assert pipe is not None  # --embedder is required
     with _open(gallery, backend) as g:
         rep = g.migrate(pipe, drop_unmigratable=drop_unmigratable, workers=workers or None)
     summary = (
@@ -337,3 +402,38 @@ def migrate(
             typer.echo(f"  {s} template {t}: {why}", err=True)
     if not rep.applied:
         raise typer.Exit(EXIT_OTHER)
+
+
+@app.command("check")
+def check(
+    gallery: GalleryArg,
+    thorough: Annotated[bool, typer.Option("--thorough", help="Also check every database page (slow).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Say whether a (SQLite) gallery opens, without changing it; exit 7 when it is damaged."""
+    from ..gallery import check_gallery
+
+    h = check_gallery(gallery, thorough=thorough)
+    _out(h.to_dict(), json_out, "ok" if h.ok else f"{'DAMAGED' if h.corrupt else 'NOT OK'}: {h.error}")
+    if not h.ok:
+        raise typer.Exit(EXIT_CORRUPT_STORE if h.corrupt else EXIT_OTHER)
+
+
+@app.command("destroy")
+def destroy(
+    gallery: GalleryArg,
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete the gallery and every template in it.")] = False,
+    backend: BackendOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a gallery with all its templates and images — also a damaged one (it is not opened)."""
+    from ..errors import ConfigurationError
+    from ..gallery import backend_for, remove_gallery
+
+    if not yes:
+        raise ConfigurationError(f"this deletes {gallery} and every template in it: pass --yes")
+    if (backend or backend_for(gallery)) == "sqlite":
+        remove_gallery(gallery)
+    else:
+        _open(gallery, backend).destroy()
+    _out({"destroyed": gallery}, json_out, f"destroyed {gallery}")

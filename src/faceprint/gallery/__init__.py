@@ -13,6 +13,11 @@
 (embedded, no server); a path ending in ``.db`` → :class:`MilvusGallery` on milvus-lite; an
 ``http(s)://``, ``tcp://``, ``grpc://`` or ``milvus://`` URI → :class:`MilvusGallery` on a Milvus
 server or cluster. Every backend offers the same :class:`Gallery` API.
+
+A gallery is a :class:`~.store.TemplateStore` (storage) composed with a
+:class:`~.store.GalleryIndex` (search), configured by one index spec string
+(:mod:`.spec`); see :mod:`.api` for where each part of the work lives. A third-party store
+runs the conformance checks of :mod:`faceprint.testing.gallery`.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from .base import (
+from .api import Gallery
+from .calibration import fpir_threshold, open_set_rates
+from .files import GalleryHealth, check_gallery, remove_gallery
+from .names import SUBJECT_NAME_PATTERN, check_subject_name
+from .spec import IndexSpec
+from .store import Change, GalleryIndex, TemplateStore
+from .values import (
     Candidate,
+    EnrollFailure,
     EnrollReport,
-    Gallery,
     GallerySettings,
     IdentifyResult,
     MigrationReport,
@@ -32,8 +43,7 @@ from .base import (
     ScoreStrategy,
     Subject,
     Template,
-    fpir_threshold,
-    open_set_rates,
+    split_model_tag,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +55,10 @@ __all__ = [
     "open_gallery",
     "backend_for",
     "Gallery",
+    "TemplateStore",
+    "GalleryIndex",
+    "Change",
+    "IndexSpec",
     "GallerySettings",
     "Template",
     "Subject",
@@ -52,10 +66,17 @@ __all__ = [
     "IdentifyResult",
     "OpenSetCalibration",
     "EnrollReport",
+    "EnrollFailure",
     "MigrationReport",
     "ScoreStrategy",
     "fpir_threshold",
     "open_set_rates",
+    "split_model_tag",
+    "check_gallery",
+    "remove_gallery",
+    "GalleryHealth",
+    "check_subject_name",
+    "SUBJECT_NAME_PATTERN",
     "SqliteGallery",
     "MilvusGallery",
 ]

@@ -46,6 +46,7 @@ from ..errors import (
 )
 from ..gallery import Gallery, IdentifyResult, Subject, Template, open_gallery
 from ..gallery.base import split_model_tag
+from ..gallery.files import remove_gallery
 from ..types import BBox, Decision, Embedding, Face
 from .auth import GALLERY_NAME_RE
 from .crypto import EncryptedTemplateStore, TemplateCipher
@@ -258,7 +259,7 @@ class GalleryManager:
                 g.close()
             if self.vault is not None:
                 self.vault.drop_gallery(name)
-            shutil.rmtree(self._path(name))
+            remove_gallery(self._path(name))  # refuses a folder holding files a gallery does not write
             return n
 
     def describe(self, name: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from ..schemas import Problem
 __all__ = ["problems", "multipart_body", "resolve_point", "NAME_PATTERN", "OPERATING_POINT_PATTERN"]
 
 #: Gallery and subject names in paths.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$"
+from ...gallery.names import SUBJECT_NAME_PATTERN as NAME_PATTERN  # noqa: E402  (one rule, shared with the CLI)
+
 OPERATING_POINT_PATTERN = r"^(eer|fmr=[0-9.eE+-]{1,12})$"
 
 _DESCRIPTIONS = {

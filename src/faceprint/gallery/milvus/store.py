@@ -1,18 +1,4 @@
-"""The gallery API on Milvus: milvus-lite in a local ``.db`` file, or a Milvus server/cluster.
-
-``open_gallery("faces.db")`` runs Milvus in-process (milvus-lite); ``open_gallery(
-"http://milvus:19530")`` (or ``milvus://host:port``) talks to a server or cluster with the same
-code — Milvus then shards, replicates and indexes (``AUTOINDEX``) as that deployment is set up.
-
-Three collections per gallery (prefix ``collection``, default ``"faceprint"``):
-``<prefix>_meta`` (settings as JSON), ``<prefix>_subjects`` (id, name, JSON info) and
-``<prefix>_templates_v<N>`` (id, subject id, model tag, source, JSON info, vector); ``N`` grows
-with each :meth:`~faceprint.gallery.base.Gallery.migrate`, which writes a new collection and
-switches to it at the end. Milvus has no multi-row transactions: one enrolment batch is one
-insert request, which Milvus applies as a whole, but a crash between the subject and the
-template writes can leave a subject without templates (it is harmless and shows in ``list``).
-Ids are random 63-bit integers, so several clients can enrol at once.
-"""
+"""The Milvus template store: a gallery's three collections (settings, subjects, templates)."""
 
 from __future__ import annotations
 
@@ -24,26 +10,24 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import (
+from ...errors import (
     BackendUnavailableError,
-    ConfigurationError,
     EmbeddingMismatchError,
     GalleryError,
     SubjectExistsError,
     SubjectNotFoundError,
 )
-from ..types import BBox
-from .base import Gallery, GallerySettings, NewTemplate, Subject, Template, _as_matrix, check_reopen, creation_settings
+from ...types import BBox
+from ..files import tighten
+from ..store import Change
+from ..values import GallerySettings, NewTemplate, Subject, Template
 
-if TYPE_CHECKING:
-    from ..pipeline import FacePipeline
-
-__all__ = ["MilvusGallery"]
+__all__ = ["MilvusStore", "is_local_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +60,15 @@ def is_local_uri(uri: str) -> bool:
     return "://" not in uri
 
 
-class MilvusGallery(Gallery):
-    """A gallery in Milvus (see the module docstring).
+class MilvusStore:
+    """A gallery's collections in Milvus (the :class:`~faceprint.gallery.store.TemplateStore`).
 
     Args:
         uri: a local path ending in ``.db`` (milvus-lite) or a server URI (``http://host:19530``).
-        create, pipeline, keep_source_images, strategy: as for
-            :class:`~faceprint.gallery.sqlite.SqliteGallery`.
+        create: None: open, creating when missing; True: create; False: open.
+        initial: the settings of a new gallery.
         collection: prefix of the gallery's collections (several galleries can share a server).
         token, db_name: Milvus credentials (``"user:password"`` or an API key) and database.
-        image_dir: folder for kept source images; defaults to ``<uri>-images`` for a local file
-            and is required with ``keep_source_images`` on a server.
         index_params: the vector index (default ``FLAT`` on milvus-lite, ``AUTOINDEX`` on a server).
     """
 
@@ -97,16 +79,12 @@ class MilvusGallery(Gallery):
         uri: str | os.PathLike[str],
         *,
         create: bool | None = None,
-        pipeline: FacePipeline | None = None,
-        keep_source_images: bool | None = None,
-        strategy: str | None = None,
+        initial: GallerySettings | None = None,
         collection: str = "faceprint",
         token: str | None = None,
         db_name: str | None = None,
-        image_dir: str | os.PathLike[str] | None = None,
         index_params: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
         uri = os.fspath(uri)
         if uri.startswith("milvus://"):
             uri = "http://" + uri[len("milvus://") :]
@@ -116,12 +94,10 @@ class MilvusGallery(Gallery):
         self._lock = threading.RLock()
         self._owner_cache: dict[int, int] = {}
         self._hint: tuple[float, int, int] | None = None
-        local = is_local_uri(uri)
-        self._local = local
-        self._images = Path(image_dir) if image_dir is not None else (Path(uri + "-images") if local else None)
-        self._index_params = dict(index_params or {"index_type": "FLAT" if local else "AUTOINDEX"})
+        self.local = is_local_uri(uri)
+        self.index_params = dict(index_params or {"index_type": "FLAT" if self.local else "AUTOINDEX"})
         pm = _pymilvus()
-        if local:
+        if self.local:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {"uri": uri}
         if token:
@@ -132,42 +108,36 @@ class MilvusGallery(Gallery):
             self._client = pm.MilvusClient(**kwargs)
         except Exception as exc:
             raise GalleryError(f"cannot connect to Milvus at {uri}: {exc}") from exc
+        if self.local and Path(uri).exists():
+            tighten(Path(uri))  # milvus-lite's folder: 0700, so its 0644 files are not readable by others
         try:
-            exists = self._client.has_collection(self._meta_name)
-            if create is True and exists:
-                raise GalleryError(f"a gallery {collection!r} already exists at {uri}; open it instead of creating it")
-            if create is False and not exists:
-                raise GalleryError(
-                    f"no gallery {collection!r} at {uri}: create one with `faceprint gallery create {uri}`"
-                )
-            if not exists:
-                s = creation_settings(pipeline, keep_source_images, strategy, None, None, None, None)
-                s.extra["templates_collection"] = f"{collection}_templates_v1"
-                self._create(s)
-            if exists:  # after a restart or a crash, collections come back released
-                self._client.load_collection(self._meta_name)
-                self._client.load_collection(self._subjects_name)
-            self._settings = self._read_settings()
-            if exists and self._settings.dim is not None and self._client.has_collection(self._tpl):
-                self._client.load_collection(self._tpl)
-            check_reopen(self._settings, keep_source_images, strategy, None, None, None, None, exists)
-            if self._settings.keep_source_images and self._images is None:
-                raise ConfigurationError(
-                    "this gallery keeps source images: pass image_dir= (a folder every client that enrols or "
-                    "migrates can reach)"
-                )
-            if pipeline is not None:
-                self._check_model_tag(
-                    f"{pipeline.embedder.model_id}@{pipeline.embedder.model_version}",
-                    pipeline.embedder.dim,
-                    what="the given pipeline's embedder",
-                )
-                self._pipeline = pipeline
-            if self._settings.dim is not None:
-                self._ensure_templates_collection(self._settings)
+            self._open(create, initial or GallerySettings())
         except BaseException:
-            self._client.close()
+            self.close()
             raise
+
+    def _open(self, create: bool | None, initial: GallerySettings) -> None:
+        exists = self._client.has_collection(self._meta_name)
+        if create is True and exists:
+            raise GalleryError(
+                f"a gallery {self.prefix!r} already exists at {self.uri}; open it instead of creating it"
+            )
+        if create is False and not exists:
+            raise GalleryError(
+                f"no gallery {self.prefix!r} at {self.uri}: create one with `faceprint gallery create {self.uri}`"
+            )
+        self.created = not exists
+        if not exists:
+            initial.extra["templates_collection"] = f"{self.prefix}_templates_v1"
+            self._create(initial)
+        else:  # after a restart or a crash, collections come back released
+            self._client.load_collection(self._meta_name)
+            self._client.load_collection(self._subjects_name)
+        self._settings = self.read_settings()
+        if exists and self._settings.dim is not None and self._client.has_collection(self._tpl):
+            self._client.load_collection(self._tpl)
+        if self._settings.dim is not None:
+            self._ensure_templates_collection(self._settings)
 
     # ----- collections ----------------------------------------------------------------
 
@@ -205,7 +175,7 @@ class MilvusGallery(Gallery):
         m.add_field("_v", DataType.FLOAT_VECTOR, dim=_DUMMY_DIM)
         self._create_collection(self._meta_name, m, self._dummy_index())
         self._settings = settings
-        self._write_settings(settings)
+        self.write_settings(settings)
 
     def _ensure_templates_collection(self, settings: GallerySettings, name: str | None = None) -> None:
         name = name or str(settings.extra.get("templates_collection"))
@@ -221,7 +191,7 @@ class MilvusGallery(Gallery):
         s.add_field("info", DataType.JSON)
         s.add_field("vector", DataType.FLOAT_VECTOR, dim=int(settings.dim or 0))
         ip = c.prepare_index_params()
-        ip.add_index(field_name="vector", metric_type="IP", **self._index_params)
+        ip.add_index(field_name="vector", metric_type="IP", **self.index_params)
         self._create_collection(name, s, ip)
 
     def _create_collection(self, name: str, schema: Any, index_params: Any) -> None:
@@ -231,21 +201,21 @@ class MilvusGallery(Gallery):
         c.create_index(name, index_params, sync=False)
         c.load_collection(name)
 
-    def _read_settings(self) -> GallerySettings:
+    def read_settings(self) -> GallerySettings:
         rows = self._client.get(self._meta_name, ids=["settings"], output_fields=["value"])
         if not rows:
             raise GalleryError(f"Milvus collection {self._meta_name} at {self.uri} holds no faceprint settings")
         return GallerySettings.from_dict(json.loads(rows[0]["value"]))
 
-    def _write_settings(self, settings: GallerySettings) -> None:
+    def write_settings(self, settings: GallerySettings) -> None:
         with self._lock:
             self._client.upsert(
                 self._meta_name, [{"key": "settings", "value": json.dumps(settings.to_dict()), "_v": [1.0, 0.0]}]
             )
             self._settings = settings
 
-    def _image_dir(self) -> Path | None:
-        return self._images if self._settings.keep_source_images else None
+    def version(self) -> int:
+        return 0  # Milvus does not say when another client wrote; settings are re-read on each write
 
     # ----- paging helpers -----------------------------------------------------------------
 
@@ -285,36 +255,15 @@ class MilvusGallery(Gallery):
 
     # ----- writes ------------------------------------------------------------------------
 
-    def _insert(self, rows: Sequence[NewTemplate], subject_metadata: Mapping[str, Mapping[str, Any]]) -> list[int]:
+    def insert(
+        self, rows: Sequence[NewTemplate], subject_metadata: Mapping[str, Mapping[str, Any]], *, model: str, dim: int
+    ) -> Change:
         now = time.time()
         with self._lock:
-            stored = self._read_settings()
-            if stored.model is None:
-                stored.model, stored.dim = self._settings.model, self._settings.dim
-                self._ensure_templates_collection(stored)
-                self._write_settings(stored)
-            elif stored.model != rows[0].model or stored.dim != int(rows[0].vector.shape[0]):
-                raise EmbeddingMismatchError(
-                    f"gallery {self.uri} holds templates of {stored.model}; cannot add {rows[0].model}"
-                )
-            self._settings = stored
+            if rows:
+                self._fix_model(model, dim)
             names = list(dict.fromkeys([r.subject for r in rows] + list(subject_metadata)))
-            existing = self._subjects_by_name(names)
-            upserts = []
-            for n in names:
-                if n in existing:
-                    r = existing[n]
-                    info = dict(r["info"] or {})
-                    info["metadata"] = {**(info.get("metadata") or {}), **dict(subject_metadata.get(n) or {})}
-                    info["updated"] = now
-                    upserts.append({"id": int(r["id"]), "name": n, "info": info, "_v": [1.0, 0.0]})
-                else:
-                    sid = _new_id()
-                    info = {"metadata": dict(subject_metadata.get(n) or {}), "created": now, "updated": now}
-                    upserts.append({"id": sid, "name": n, "info": info, "_v": [1.0, 0.0]})
-                    existing[n] = {"id": sid, "name": n, "info": info}
-            for start in range(0, len(upserts), _PAGE):
-                self._client.upsert(self._subjects_name, upserts[start : start + _PAGE])
+            existing = self._upsert_subjects(names, subject_metadata, now)
             ids = [_new_id() for _ in rows]
             data = [
                 {
@@ -334,31 +283,47 @@ class MilvusGallery(Gallery):
                 }
                 for i, r in zip(ids, rows, strict=True)
             ]
-            self._client.insert(self._tpl, data)
+            if data:
+                self._client.insert(self._tpl, data)
             self._hint = None
-            if self._local:  # milvus-lite searches unflushed rows slowly (≈ 1 s per query at 100k)
+            if self.local and data:  # milvus-lite searches unflushed rows slowly (≈ 1 s per query at 100k)
                 self._client.flush(self._tpl)
-        return ids
+        return Change(added_ids=np.asarray(ids, np.int64))
 
-    def _ensure_subject(self, name: str, metadata: Mapping[str, Any]) -> None:
-        with self._lock:
-            self._hint = None
-            if self._subjects_by_name([name]):
-                return
-            now = time.time()
-            self._client.insert(
-                self._subjects_name,
-                [
-                    {
-                        "id": _new_id(),
-                        "name": name,
-                        "info": {"metadata": dict(metadata), "created": now, "updated": now},
-                        "_v": [1.0, 0.0],
-                    }
-                ],
-            )
+    def _fix_model(self, model: str, dim: int) -> None:
+        """The gallery's model, fixed by the first enrolment (the settings re-read from Milvus)."""
+        stored = self.read_settings()
+        if stored.model is None:
+            stored.model, stored.dim = model, dim
+            self._ensure_templates_collection(stored)
+            self.write_settings(stored)
+        elif stored.model != model or stored.dim != dim:
+            raise EmbeddingMismatchError(f"gallery {self.uri} holds templates of {stored.model}; cannot add {model}")
+        self._settings = stored
 
-    def _delete(self, subject: str | None, template_ids: Sequence[int] | None) -> list[str]:
+    def _upsert_subjects(
+        self, names: Sequence[str], subject_metadata: Mapping[str, Mapping[str, Any]], now: float
+    ) -> dict[str, dict[str, Any]]:
+        """Create missing subjects, touch existing ones (merging metadata); returns the rows by name."""
+        existing = self._subjects_by_name(names)
+        upserts = []
+        for n in names:
+            if n in existing:
+                r = existing[n]
+                info = dict(r["info"] or {})
+                info["metadata"] = {**(info.get("metadata") or {}), **dict(subject_metadata.get(n) or {})}
+                info["updated"] = now
+                upserts.append({"id": int(r["id"]), "name": n, "info": info, "_v": [1.0, 0.0]})
+            else:
+                sid = _new_id()
+                info = {"metadata": dict(subject_metadata.get(n) or {}), "created": now, "updated": now}
+                upserts.append({"id": sid, "name": n, "info": info, "_v": [1.0, 0.0]})
+                existing[n] = {"id": sid, "name": n, "info": info}
+        for start in range(0, len(upserts), _PAGE):
+            self._client.upsert(self._subjects_name, upserts[start : start + _PAGE])
+        return existing
+
+    def delete(self, *, subject: str | None = None, template_ids: Sequence[int] | None = None) -> Change:
         with self._lock:
             self._hint = None
             has_tpl = self._settings.dim is not None and self._client.has_collection(self._tpl)
@@ -375,12 +340,14 @@ class MilvusGallery(Gallery):
                 self._client.delete(self._subjects_name, ids=[sid])
             else:
                 if not has_tpl:
-                    return []
+                    return Change()
                 gone = self._query_ids(self._tpl, "id", template_ids or [], ["id", "source", "subject_id"])
                 if gone:
                     self._client.delete(self._tpl, ids=[int(r["id"]) for r in gone])
                     self._touch({int(r["subject_id"]) for r in gone})
-        return [r["source"] for r in gone if r.get("source")]
+            sources = sorted({r["source"] for r in gone if r.get("source")})
+            orphans = tuple(sorted(set(sources) - self._sources_in_use(sources))) if sources else ()
+        return Change(removed_ids=np.array([int(r["id"]) for r in gone], np.int64), orphaned_sources=orphans)
 
     def _touch(self, subject_ids: set[int]) -> None:
         rows = self._query_ids(self._subjects_name, "id", sorted(subject_ids), ["id", "name", "info"])
@@ -392,7 +359,6 @@ class MilvusGallery(Gallery):
             self._client.upsert(self._subjects_name, rows)
 
     def rename(self, old: str, new: str) -> None:
-        self._check_name(new)
         with self._lock:
             found = self._subjects_by_name([old, new])
             if old not in found:
@@ -407,9 +373,9 @@ class MilvusGallery(Gallery):
                 self._subjects_name, [{"id": int(r["id"]), "name": new, "info": info, "_v": [1.0, 0.0]}]
             )
 
-    def _replace_vectors(
+    def replace_vectors(
         self, vectors: Mapping[int, npt.NDArray[np.float32]], drop: Sequence[int], settings: GallerySettings
-    ) -> None:
+    ) -> Change:
         with self._lock:
             old = self._tpl
             version = int(old.rsplit("_v", 1)[1]) + 1 if "_v" in old else 2
@@ -434,8 +400,10 @@ class MilvusGallery(Gallery):
             if batch:
                 self._client.insert(new, batch)
             settings.extra["templates_collection"] = new
-            self._write_settings(settings)  # the switch
+            self.write_settings(settings)  # the switch
             self._client.drop_collection(old)
+            self._owner_cache.clear()
+        return Change(removed_ids=np.asarray(sorted(dropped), np.int64))
 
     # ----- reads ---------------------------------------------------------------------------
 
@@ -445,16 +413,13 @@ class MilvusGallery(Gallery):
         res = self._client.query(collection, filter=flt, output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
-    def _counts(self) -> tuple[int, int]:
-        with self._lock:
-            n_tpl = self._count(self._tpl) if self._settings.dim is not None else 0
-            return self._count(self._subjects_name), n_tpl
-
-    def _size_hint(self) -> tuple[int, int]:
-        # two count(*) queries cost ≈ 0.1 s on milvus-lite at 100k: reuse them for a second
+    def counts(self, *, exact: bool = True) -> tuple[int, int]:
         now = time.monotonic()
-        if self._hint is None or now - self._hint[0] > 1.0:
-            self._hint = (now, *self._counts())
+        # two count(*) queries cost ≈ 0.1 s on milvus-lite at 100k: searches reuse them for a second
+        if exact or self._hint is None or now - self._hint[0] > 1.0:
+            with self._lock:
+                n_tpl = self._count(self._tpl) if self._settings.dim is not None else 0
+                self._hint = (now, self._count(self._subjects_name), n_tpl)
         return self._hint[1], self._hint[2]
 
     def _template_counts(self, subject_ids: Sequence[int]) -> dict[int, int]:
@@ -465,7 +430,7 @@ class MilvusGallery(Gallery):
             counts[int(r["subject_id"])] = counts.get(int(r["subject_id"]), 0) + 1
         return counts
 
-    def _find_subject(self, name: str) -> Subject | None:
+    def subject(self, name: str) -> Subject | None:
         with self._lock:
             found = self._subjects_by_name([name])
             if name not in found:
@@ -502,7 +467,7 @@ class MilvusGallery(Gallery):
         for r in rows:
             yield _template(r, names.get(int(r["subject_id"]), ""), with_vectors)
 
-    def _template_owners(self, template_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+    def template_owners(self, template_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
         if not template_ids:
             return {}
         with self._lock:
@@ -519,7 +484,12 @@ class MilvusGallery(Gallery):
             if int(r["subject_id"]) in names
         }
 
-    def _subject_vectors(
+    def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
+        with self._lock:
+            rows = self._query_ids(self._subjects_name, "id", sorted({int(i) for i in subject_ids}), ["id", "name"])
+        return {int(r["id"]): r["name"] for r in rows}
+
+    def subject_vectors(
         self, subject_ids: Sequence[int]
     ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
         with self._lock:
@@ -541,49 +511,26 @@ class MilvusGallery(Gallery):
                 out.update(r["source"] for r in self._query_all(self._tpl, flt, ["source"]))
         return out
 
-    def search(self, x: npt.ArrayLike, k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        if k < 1:
-            raise ConfigurationError(f"k must be ≥ 1, got {k}")
-        q = _as_matrix(x, self._settings.dim)
-        d = np.full((q.shape[0], k), -np.inf, np.float32)
-        ids = np.full((q.shape[0], k), -1, np.int64)
-        if self._settings.dim is None:
-            return d, ids
-        with self._lock:
-            res = self._client.search(
-                self._tpl,
-                data=[row for row in q],
-                limit=min(k, 16384),
-                anns_field="vector",
-                search_params={"metric_type": "IP"},
-                output_fields=["subject_id"],  # [] would return every field, vectors included
-            )
-            if len(self._owner_cache) > 100_000:
-                self._owner_cache.clear()
-            for row, hits in enumerate(res):
-                for j, h in enumerate(hits[:k]):
-                    d[row, j] = float(h["distance"])
-                    ids[row, j] = int(h["id"])
-                    self._owner_cache[int(h["id"])] = int(h["entity"]["subject_id"])
-        return d, ids
-
-    def _backend_stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "index": {"kind": "milvus " + str(self._index_params.get("index_type")), "collection": self._tpl},
-        }
-        if is_local_uri(self.uri):
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.local:
             p = Path(self.uri)
             size = (
                 sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
                 if p.is_dir()
                 else (p.stat().st_size if p.exists() else 0)
             )
-            img = self._images
-            out["disk_bytes"] = {
-                "database": size,
-                "images": sum(f.stat().st_size for f in img.rglob("*") if f.is_file()) if img and img.exists() else 0,
-            }
+            out["disk_bytes"] = {"database": size}
         return out
+
+    def destroy(self) -> None:
+        """Drop the gallery's collections (and a milvus-lite file's data with them), then close."""
+        with self._lock:
+            names = [self._meta_name, self._subjects_name, self._tpl]
+            for name in names:
+                if self._client.has_collection(name):
+                    self._client.drop_collection(name)
+        self.close()
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,302 @@
+"""Enrolment: faces or precomputed embeddings become templates, one store transaction per batch."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ..batch import ProgressHook
+from ..errors import ConfigurationError, EmbeddingMismatchError, FaceprintError, NoFaceError
+from ..types import BBox, Embedding
+from . import images
+from .core import GalleryCore, as_matrix
+from .images import is_single_source as _single_source
+from .images import source_bytes as _source_bytes
+from .names import check_stored_name
+from .values import EnrollFailure, EnrollReport, NewTemplate, Template, bbox_tuple
+
+if TYPE_CHECKING:
+    from ..io import ImageSource
+    from ..pipeline import FacePipeline
+    from ..types import Face
+
+__all__ = ["EnrolmentMixin", "DEFAULT_BATCH", "ProgressHook"]
+
+
+#: Templates per enrolment transaction in the bulk methods.
+DEFAULT_BATCH = 10_000
+
+
+class EnrolmentMixin(GalleryCore):
+    """``enroll``, ``enroll_images``, ``enroll_embeddings`` and ``enroll_many``."""
+
+    def enroll_embeddings(
+        self,
+        subject: str,
+        embeddings: Embedding | Sequence[Embedding],
+        *,
+        image_sha256: Sequence[str | None] | None = None,
+        bboxes: Sequence[BBox | Sequence[float] | None] | None = None,
+        qualities: Sequence[float | None] | None = None,
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        subject_metadata: Mapping[str, Any] | None = None,
+    ) -> list[Template]:
+        """Add precomputed embeddings as templates of ``subject`` (created if new), in one transaction.
+
+        Per-template lists (``image_sha256``, ``bboxes``, ``qualities``, ``metadata``) must have
+        one entry per embedding; ``metadata`` may also be one mapping for all.
+        ``subject_metadata`` is merged into the subject's metadata.
+        """
+        embs = [embeddings] if isinstance(embeddings, Embedding) else list(embeddings)
+        if not embs:
+            raise ConfigurationError("no embeddings to enrol")
+        n = len(embs)
+
+        def per(name: str, xs: Sequence[Any] | None) -> list[Any]:
+            if xs is None:
+                return [None] * n
+            if len(xs) != n:
+                raise ConfigurationError(f"{name} has {len(xs)} entries for {n} embeddings")
+            return list(xs)
+
+        shas, boxes, quals = per("image_sha256", image_sha256), per("bboxes", bboxes), per("qualities", qualities)
+        mds = (
+            [dict(metadata or {})] * n
+            if metadata is None or isinstance(metadata, Mapping)
+            else per("metadata", metadata)
+        )
+        now = time.time()
+        rows = [
+            NewTemplate(
+                subject=check_stored_name(subject),
+                vector=e.vector,
+                model=e.model,
+                image_sha256=sha,
+                bbox=bbox_tuple(b),
+                quality=None if q is None else float(q),
+                metadata=dict(md or {}),
+                created=now,
+            )
+            for e, sha, b, q, md in zip(embs, shas, boxes, quals, mds, strict=True)
+        ]
+        return self._commit(rows, {subject: dict(subject_metadata or {})})
+
+    def enroll(
+        self,
+        subject: str,
+        images: ImageSource | Sequence[ImageSource],
+        *,
+        pipeline: FacePipeline | None = None,
+        select: Literal["largest", "central"] = "largest",
+        quality: float | Sequence[float | None] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        subject_metadata: Mapping[str, Any] | None = None,
+    ) -> list[Template]:
+        """Enrol the main face of each image as a template of ``subject``, in one transaction.
+
+        ``pipeline`` defaults to the one the gallery was built with (its stored settings), or the
+        default :class:`~faceprint.FacePipeline` for a new gallery. Raises
+        :class:`~faceprint.errors.NoFaceError` (nothing is written) when an image has no face.
+        Each template's metadata records the image's name under ``"image"``.
+        """
+        pipe = self._image_pipeline(pipeline)
+        srcs: list[Any] = [images] if _single_source(images) else list(images)  # type: ignore[arg-type]
+        if not srcs:
+            raise ConfigurationError("no images to enrol")
+        quals = [quality] * len(srcs) if quality is None or isinstance(quality, (int, float)) else list(quality)
+        if len(quals) != len(srcs):
+            raise ConfigurationError(f"quality has {len(quals)} entries for {len(srcs)} images")
+        rows = []
+        for src, q in zip(srcs, quals, strict=True):
+            data, label, suffix = _source_bytes(src)
+            face = pipe.embed_one(data if data is not None else src, select=select)
+            rows.append(self._row_from_face(subject, face, data, label, suffix, q, metadata))
+        return self._commit(rows, {subject: dict(subject_metadata or {})})
+
+    def enroll_images(
+        self,
+        items: Iterable[tuple[str, ImageSource]],
+        *,
+        pipeline: FacePipeline | None = None,
+        select: Literal["largest", "central"] = "largest",
+        workers: int | None = 1,
+        batch_size: int = 256,
+        progress: ProgressHook | None = None,
+        total: int | None = None,
+    ) -> EnrollReport:
+        """Bulk-enrol ``(subject, image)`` pairs: embedded with ``pipeline.embed_many`` (``workers``
+        processes), written one transaction per ``batch_size`` images. Images that fail or show no
+        face are reported in the result, not raised."""
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be ≥ 1, got {batch_size}")
+        pipe = self._image_pipeline(pipeline)
+        failed: list[EnrollFailure] = []
+        added = 0
+        touched: set[str] = set()
+        pending: deque[tuple[str, bytes | None, str, str]] = deque()
+
+        def inputs() -> Iterator[ImageSource]:
+            for subj, src in items:
+                data, label, suffix = _source_bytes(src)
+                pending.append((check_stored_name(subj), data, label, suffix))
+                yield data if data is not None else src
+
+        rows: list[NewTemplate] = []
+
+        def flush() -> None:
+            nonlocal added, rows
+            if rows:
+                self._commit(rows, {}, want_templates=False)
+                added += len(rows)
+                touched.update(r.subject for r in rows)
+                rows = []
+
+        for res in pipe.embed_many(inputs(), select=select, workers=workers, progress=progress, total=total):
+            subj, data, label, suffix = pending.popleft()
+            if res.error is not None or not res.faces:
+                err = res.error if res.error is not None else NoFaceError(f"no face found in {label}")
+                failed.append(EnrollFailure.of(subj, label, err))
+            else:
+                rows.append(self._row_from_face(subj, res.faces[0], data, label, suffix, None, None))
+            if len(rows) >= batch_size:
+                flush()
+        flush()
+        return EnrollReport(added, len(touched), failed)
+
+    def enroll_many(
+        self,
+        subjects: Sequence[str],
+        embeddings: Sequence[Embedding] | npt.ArrayLike,
+        *,
+        model: str | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        progress: ProgressHook | None = None,
+    ) -> int:
+        """Bulk-enrol one template per row: ``subjects[i]`` gets ``embeddings[i]``.
+
+        ``embeddings`` is a sequence of :class:`Embedding` or a float32 (N, D) array, in which case
+        ``model`` (the ``model_id@version`` tag of the vectors) is required. Rows are written one
+        transaction per ``batch_size``; returns the number of templates added.
+        """
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be ≥ 1, got {batch_size}")
+        mat, models = _matrix_and_models(embeddings, model)
+        if len(subjects) != mat.shape[0]:
+            raise ConfigurationError(f"{len(subjects)} subjects for {mat.shape[0]} embeddings")
+        n = mat.shape[0]
+        now = time.time()
+        added = 0
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            rows = [
+                NewTemplate(subjects[i], mat[i], models if isinstance(models, str) else models[i], created=now)
+                for i in range(start, stop)
+            ]
+            self._commit(rows, {}, check_names=True, want_templates=False)
+            added += stop - start
+            if progress:
+                progress(added, n)
+        return added
+
+    # ----- the one write path ------------------------------------------------------------------
+
+    def _row_from_face(
+        self,
+        subject: str,
+        face: Face,
+        data: bytes | None,
+        label: str,
+        suffix: str,
+        quality: float | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> NewTemplate:
+        if face.embedding is None:  # pragma: no cover - the pipeline always embeds
+            raise FaceprintError(f"the pipeline returned no embedding for {label}")
+        sha = hashlib.sha256(data).hexdigest() if data is not None else None
+        source = None
+        if self._settings.keep_source_images and data is not None and sha is not None:
+            source = images.store(self._image_dir(), data, sha, suffix)
+        md = {"image": label, **dict(metadata or {})}
+        return NewTemplate(
+            subject=check_stored_name(subject),
+            vector=face.embedding.vector,
+            model=face.embedding.model,
+            image_sha256=sha,
+            bbox=bbox_tuple(face.detection.bbox),
+            quality=None if quality is None else float(quality),
+            metadata=md,
+            source=source,
+            created=time.time(),
+        )
+
+    def _commit(
+        self,
+        rows: Sequence[NewTemplate],
+        subject_metadata: Mapping[str, Mapping[str, Any]],
+        *,
+        check_names: bool = False,
+        want_templates: bool = True,
+    ) -> list[Template]:
+        """Write ``rows`` in one store transaction, then let the index follow."""
+        if not rows and not subject_metadata:
+            return []
+        model, dim = self._check_rows(rows, check_names)
+        with self._lock:
+            if rows:
+                self._check_model_tag(model, dim, what="the new template")
+            change = self.store.insert(rows, subject_metadata, model=model, dim=dim)
+            if rows and self._settings.model is None:  # the first enrolment fixed the gallery's model
+                self._settings.model, self._settings.dim = model, dim
+            self._apply(change)
+        if not want_templates:
+            return []
+        return [
+            Template(
+                id=int(i),
+                subject=r.subject,
+                model=r.model,
+                image_sha256=r.image_sha256,
+                bbox=None if r.bbox is None else BBox(*r.bbox),
+                quality=r.quality,
+                created=r.created,
+                updated=r.created,
+                metadata=r.metadata,
+                source=r.source,
+            )
+            for i, r in zip(change.added_ids, rows, strict=True)
+        ]
+
+    def _check_rows(self, rows: Sequence[NewTemplate], check_names: bool) -> tuple[str, int]:
+        if not rows:  # subjects without templates (an import)
+            return self._settings.model or "", int(self._settings.dim or 0)
+        models = {r.model for r in rows}
+        if len(models) > 1:
+            raise EmbeddingMismatchError(f"one enrolment mixes embeddings of several models: {sorted(models)}")
+        dims = {int(r.vector.shape[0]) for r in rows}
+        if len(dims) > 1:
+            raise EmbeddingMismatchError(f"one enrolment mixes embedding dimensions {sorted(dims)}")
+        if check_names:
+            for name in {r.subject for r in rows}:
+                check_stored_name(name)
+        return rows[0].model, dims.pop()
+
+
+def _matrix_and_models(
+    embeddings: Sequence[Embedding] | npt.ArrayLike, model: str | None
+) -> tuple[npt.NDArray[np.float32], str | list[str]]:
+    """Rows of ``enroll_many`` as an (N, D) matrix and their model tag(s)."""
+    if isinstance(embeddings, np.ndarray) or (
+        not isinstance(embeddings, Sequence) or (len(embeddings) and not isinstance(embeddings[0], Embedding))
+    ):
+        if not model:
+            raise ConfigurationError("enrolling raw vectors needs model='model_id@version' (the tag of their embedder)")
+        return as_matrix(embeddings, None), model  # type: ignore[arg-type]
+    embs = list(embeddings)  # type: ignore[arg-type]
+    mat = np.stack([e.vector for e in embs]) if embs else np.zeros((0, 1), np.float32)
+    return mat, [e.model for e in embs]
