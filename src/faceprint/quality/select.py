@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..errors import ConfigurationError, LowQualityError
+from ..errors import ConfigurationError, LowQualityError, NoFaceError
 from ..types import Face, QualityReport
 from .components import explain
 
@@ -78,8 +78,6 @@ def best_of(candidates: Sequence[tuple[int, str, Face]], failed: Sequence[tuple[
     """The candidate of highest unified quality (the earliest on a tie)."""
     usable = [(i, s, f) for i, s, f in candidates if f.quality is not None]
     if not usable:
-        from ..errors import NoFaceError
-
         raise NoFaceError(f"none of the {len(candidates) + len(failed)} images has a usable face")
     ranked = sorted(usable, key=lambda c: (-c[2].quality.quality, c[0]))  # type: ignore[union-attr]
     i, src, face = ranked[0]

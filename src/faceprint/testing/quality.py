@@ -17,7 +17,7 @@ import numpy.typing as npt
 from ..alignment import TEMPLATES, align
 from ..quality.base import QualityAssessor
 from ..types import BBox, Detection, Landmarks, QualityComponent, QualityReport
-from ._assert import require, require_faceprint_error
+from ._assert import require, require_faceprint_error, require_named_backend
 from ._images import FaceImages
 
 __all__ = [
@@ -87,8 +87,7 @@ def _differs(a: QualityReport, b: QualityReport, what: str) -> str | None:
 
 def check_quality_protocol(assessor: QualityAssessor, images: FaceImages) -> None:
     """It is a :class:`QualityAssessor` and says its name."""
-    require(isinstance(assessor, QualityAssessor), f"{type(assessor).__name__} lacks name/assess/assess_batch")
-    require(isinstance(assessor.name, str) and assessor.name, f"name must be a non-empty str, got {assessor.name!r}")
+    require_named_backend(assessor, QualityAssessor, "name/assess/assess_batch")
 
 
 def check_assess_output(assessor: QualityAssessor, images: FaceImages) -> None:
