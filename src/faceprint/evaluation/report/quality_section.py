@@ -31,7 +31,11 @@ def quality_section(doc: Document, result: EvaluationResult) -> None:
         f"{rep.limit:g}, lower is better (ISO/IEC 29794-1:2024)."
     )
     rows = []
-    for r in sorted(rep.table(), key=lambda r: (r["name"] != "unified", r["pauc"] if r["pauc"] is not None else 9)):
+
+    def order(r: dict[str, Any]) -> tuple[bool, bool, float]:  # unified first, ideal last, components by pAUC
+        return r["name"] == "ideal", r["name"] != "unified", r["pauc"] if r["pauc"] is not None else 9.0
+
+    for r in sorted(rep.table(), key=order):
         ratio = "n/a" if r["ratio_to_random"] is None else f"{r['ratio_to_random']:.2f}×"
         p = "n/a" if r["pauc"] is None else f"{r['pauc']:.3f}"
         rows.append([r["name"], p, ratio, pct(r["fnmr_at_10pct"], 2), pct(r["fnmr_at_20pct"], 2)])
