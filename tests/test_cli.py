@@ -157,6 +157,9 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "gallery migrate": ["gallery", "migrate", nogal, "--embedder", "onnx-arcface"],
         "eval run": ["eval", "run", "--protocol", "folder", "--data", str(empty), "-o", str(tmp / "r")],
         "eval scores": ["eval", "scores", str(tmp / "missing.csv"), "-o", str(tmp / "r2")],
+        "gallery check": ["gallery", "check", nogal],
+        "gallery destroy": ["gallery", "destroy", nogal, "--yes"],
+        "quality": ["quality", str(tmp / "missing.jpg")],
     }
 
 
@@ -170,6 +173,9 @@ def test_every_json_command_prints_a_json_error_object(tmp_path: Path, capsys: p
         lines = [line for line in out.splitlines() if line.strip()]
         assert lines, f"{name} --json printed nothing on stdout"
         doc = json.loads(lines[-1])
+        if name == "gallery check":  # its report is the result: a failed check says so itself
+            assert doc["ok"] is False and doc["error"]["message"] and code == 6, doc  # 6: no gallery there (7: damaged)
+            continue
         assert set(doc) == {"error"}, name
         err = doc["error"]
         assert err["exit_code"] == code and err["code"] and err["code"].replace("_", "").isalpha(), (name, err)

@@ -31,6 +31,7 @@ __all__ = [
     "EmbeddingMismatchError",
     "ConfigurationError",
     "NoFaceError",
+    "LowQualityError",
     "DataFormatError",
     "EmbeddingCacheError",
     "ServiceError",
@@ -155,6 +156,17 @@ class NoFaceError(FaceprintError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "no face found"
+
+
+class LowQualityError(NoFaceError):
+    """A face was found, but its quality is below the pipeline's ``min_quality``: a failure to
+    enrol (ISO/IEC 19795-1), reported wherever "no face" is. ``quality`` and ``threshold`` say by
+    how much; the message names the components that pull the score down."""
+
+    def __init__(self, message: str, *, quality: float | None = None, threshold: float | None = None) -> None:
+        self.quality = quality
+        self.threshold = threshold
+        super().__init__(message)
 
 
 class ConfigurationError(FaceprintError, ValueError):

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -22,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelChecksumError, ModelNotFoundError, UnknownModelError
+from .errors import ConfigurationError, ModelChecksumError, ModelNotFoundError, UnknownModelError
 
 __all__ = [
     "ModelFile",
@@ -160,6 +161,46 @@ def manifest() -> dict[str, ModelSpec]:
     return specs
 
 
+# --- test-time augmentation settings: parsed here because they name models (<model>+<tta>) ---
+# (the augmentation itself is faceprint.embedding.tta)
+
+TTA_NONE = "none"
+_JITTER_RE = re.compile(r"(flip-)?jitter([1-9][0-9]?)")
+_MAX_JITTERS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TtaSpec:
+    """A parsed TTA setting: its canonical name, whether to add the mirror image, and jitter count."""
+
+    name: str
+    flip: bool = False
+    jitters: int = 0
+
+    @property
+    def views(self) -> int:
+        """Network runs per face."""
+        if self.flip:
+            return 2 * (self.jitters + 1)
+        return self.jitters or 1
+
+
+def parse_tta(tta: str | None) -> TtaSpec:
+    """Parse ``"none"``, ``"flip"`` or ``"jitterN"``; anything else is a :class:`ConfigurationError`."""
+    name = TTA_NONE if tta is None else str(tta).strip().lower()
+    if name in ("", TTA_NONE):
+        return TtaSpec(TTA_NONE)
+    if name == "flip":
+        return TtaSpec("flip", flip=True)
+    m = _JITTER_RE.fullmatch(name)
+    if m and 1 <= int(m.group(2)) <= (_MAX_JITTERS // 2 if m.group(1) else _MAX_JITTERS):
+        return TtaSpec(name, flip=bool(m.group(1)), jitters=int(m.group(2)))
+    raise ConfigurationError(
+        f"unknown test-time augmentation {tta!r}; use 'none', 'flip', 'jitterN' (N from 1 to {_MAX_JITTERS}) "
+        f"or 'flip-jitterN' (N from 1 to {_MAX_JITTERS // 2})"
+    )
+
+
 def get_spec(name: str) -> ModelSpec:
     """A model's spec by name; ``<embedder>+<tta>`` names a known embedder with test-time
     augmentation (without operating points unless the manifest has them)."""
@@ -168,8 +209,6 @@ def get_spec(name: str) -> ModelSpec:
         return specs[name]
     base, plus, tta = name.partition("+")
     if plus and base in specs and specs[base].kind == "embedder":
-        from .embedding.tta import TTA_NONE, parse_tta
-
         parsed = parse_tta(tta).name  # ConfigurationError for an unknown setting
         if parsed != TTA_NONE and parsed == tta:
             return _augmented(specs[base], tta, None)

@@ -27,9 +27,11 @@ from .embedding.tta import TTA_NONE, parse_tta, with_tta
 from .errors import ConfigurationError, FaceprintError, NoFaceError
 from .io import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
 from .models import OperatingPoint
-from .registry import detectors, embedders
+from .quality.base import QualityAssessor
+from .quality.select import BestShot, best_of, check_min_quality, flag, refuse_low_quality
+from .registry import detectors, embedders, quality_assessors
 from .scoring import decide
-from .types import Decision, Detection, Face
+from .types import AlignedFace, Decision, Detection, Face
 
 __all__ = ["FacePipeline", "ImageResult", "VerifyResult", "Selection", "select_faces"]
 
@@ -75,12 +77,18 @@ class ImageResult:
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
+    """A 1:1 decision; ``flags`` name a face below the pipeline's ``min_quality`` (not refused)."""
+
     decision: Decision
     face_a: Face
     face_b: Face
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.decision.to_dict(), "face_a": self.face_a.to_dict(), "face_b": self.face_b.to_dict()}
+        d = {**self.decision.to_dict(), "face_a": self.face_a.to_dict(), "face_b": self.face_b.to_dict()}
+        if self.flags:
+            d["flags"] = list(self.flags)
+        return d
 
 
 class FacePipeline:
@@ -94,6 +102,13 @@ class FacePipeline:
         tta: test-time augmentation of each face chip: ``"none"`` (default), ``"flip"`` (chip +
             mirror image) or ``"jitterN"`` (see :mod:`faceprint.embedding.tta`). Anything but
             ``"none"`` tags embeddings ``<model>+<tta>``, with their own operating points.
+        quality: a registered quality assessor (``"fiqa"``, ``"fiqa-fast"``) or a QualityAssessor
+            object: every :class:`Face` then carries ``face.quality`` (unified 0-100 + components).
+        quality_options: keyword settings for a named assessor.
+        min_quality: the quality gate (needs ``quality``). :meth:`embed_one` (the enrolment path)
+            and :meth:`embed_many` refuse a face below it as a failure to enrol
+            (:class:`~faceprint.errors.LowQualityError`, a kind of NoFaceError); :meth:`verify`
+            does not refuse but flags it (``VerifyResult.flags``); :meth:`analyze` keeps every face.
 
     Building a pipeline loads its models (about a second for the defaults); importing
     faceprint loads none.
@@ -108,6 +123,9 @@ class FacePipeline:
         embedder_options: Mapping[str, Any] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         tta: str = TTA_NONE,
+        quality: str | QualityAssessor | None = None,
+        quality_options: Mapping[str, Any] | None = None,
+        min_quality: float | None = None,
     ) -> None:
         self.tta = parse_tta(tta).name
         self._detector_spec: str | Detector = detector
@@ -121,6 +139,14 @@ class FacePipeline:
         base: Embedder = embedders.create(embedder, **self.embedder_options) if isinstance(embedder, str) else embedder
         #: the embedder, wrapped in a :class:`~faceprint.embedding.tta.TtaEmbedder` unless ``tta="none"``
         self.embedder: Embedder = with_tta(base, self.tta)
+        self._quality_spec = quality
+        self.quality_options = dict(quality_options or {})
+        self.min_quality = check_min_quality(min_quality)
+        if self.min_quality is not None and quality is None:
+            raise ConfigurationError("min_quality needs a quality assessor: pass quality='fiqa' (or another)")
+        self.quality: QualityAssessor | None = (
+            quality_assessors.create(quality, **self.quality_options) if isinstance(quality, str) else quality
+        )
 
     def operating_point(self, name: str = "fmr=0.001") -> OperatingPoint:
         """The calibrated operating point ``name`` (``"fmr=0.001"``, ``"eer"`` …) for this pipeline's
@@ -164,7 +190,7 @@ class FacePipeline:
         emb_opts = dict(self.embedder_options)
         if "threads" not in emb_opts and self._embedder_spec.endswith("onnx"):
             emb_opts["threads"] = worker_threads
-        return {
+        out: dict[str, Any] = {
             "detector": self._detector_spec,
             "embedder": self._embedder_spec,
             "detector_options": self.detector_options,
@@ -172,6 +198,11 @@ class FacePipeline:
             "max_pixels": self.max_pixels,
             "tta": self.tta,
         }
+        if self._quality_spec is not None:  # only when set: other pipelines keep their settings (and cache keys)
+            if not isinstance(self._quality_spec, str):
+                raise ConfigurationError("worker processes need a quality assessor given by name; pass workers=1")
+            out.update(quality=self._quality_spec, quality_options=self.quality_options, min_quality=self.min_quality)
+        return out
 
     # --- one image -------------------------------------------------------------------------
 
@@ -192,7 +223,61 @@ class FacePipeline:
         aligned = [align(image, d, self.embedder.template) for d in usable]
         vecs = self.embedder.embed([a.image for a in aligned])
         embs = to_embeddings(self.embedder, vecs)
-        return [Face(d, e, a if keep_aligned else None) for d, e, a in zip(usable, embs, aligned, strict=True)]
+        quals = self._assess([image] * len(usable), usable, aligned)
+        return [
+            Face(d, e, a if keep_aligned else None, q) for d, e, a, q in zip(usable, embs, aligned, quals, strict=True)
+        ]
+
+    # --- quality ---------------------------------------------------------------------------
+
+    def _assess(
+        self, images: Sequence[npt.NDArray[np.uint8]], dets: Sequence[Detection], aligned: Sequence[AlignedFace]
+    ) -> list[Any]:
+        """Quality reports of the faces (None each when the pipeline has no assessor)."""
+        if self.quality is None or not dets:
+            return [None] * len(dets)
+        return list(self.quality.assess_batch(images, dets, aligned))
+
+    def assess_quality(self, image: ImageSource, *, select: Selection = "all") -> list[Face]:
+        """Detect the faces of one image and assess their quality, without embedding them.
+
+        Each :class:`Face` has ``quality`` set and no embedding; ``[]`` when there is no face.
+        Needs ``FacePipeline(quality=...)``.
+        """
+        if self.quality is None:
+            raise ConfigurationError("assess_quality needs a quality assessor: FacePipeline(quality='fiqa')")
+        img = self.load(image)
+        dets = [d for d in select_faces(self.detector.detect(img), img.shape, select) if d.landmarks is not None]
+        reports = self.quality.assess_batch([img] * len(dets), dets) if dets else []
+        return [Face(d, None, None, q) for d, q in zip(dets, reports, strict=True)]
+
+    def best_shot(self, images: Iterable[ImageSource], *, select: Selection = "largest") -> BestShot:
+        """The best image of one person among several: the main face of highest unified quality.
+
+        Each image's main face (``select``: largest or central) is detected, assessed and
+        embedded; the chosen face comes back with its index, and the ranking of all of them
+        (:class:`~faceprint.quality.select.BestShot`). Images without a face or that fail to
+        load are listed in ``failed``. Needs ``FacePipeline(quality=...)``; raises
+        :class:`NoFaceError` when no image has a face. Enrol ``best.face.embedding`` (or the
+        image ``best.index``) to build a gallery from the best shot of each person.
+        """
+        if self.quality is None:
+            raise ConfigurationError("best_shot needs a quality assessor: FacePipeline(quality='fiqa')")
+        if select == "all":
+            raise ConfigurationError("best_shot needs select='largest' or 'central'")
+        candidates: list[tuple[int, str, Face]] = []
+        failed: list[tuple[int, str]] = []
+        for i, src in enumerate(images):
+            try:
+                faces = self.analyze(src, select=select)
+            except FaceprintError as exc:
+                failed.append((i, f"{type(exc).__name__}: {exc}"))
+                continue
+            if faces:
+                candidates.append((i, describe_source(src), faces[0]))
+            else:
+                failed.append((i, "NoFaceError: no face found"))
+        return best_of(candidates, failed)
 
     def analyze(self, image: ImageSource, *, select: Selection = "all", keep_aligned: bool = False) -> list[Face]:
         """Detect, align and embed the faces of one image."""
@@ -201,7 +286,11 @@ class FacePipeline:
         return self.embed_detections(img, dets, keep_aligned=keep_aligned)
 
     def embed_one(self, image: ImageSource, *, select: Selection = "largest") -> Face:
-        """The single face to use from an image; :class:`NoFaceError` when there is none."""
+        """The single face to use from an image; :class:`NoFaceError` when there is none
+        (:class:`~faceprint.errors.LowQualityError` when it is below ``min_quality``)."""
+        return refuse_low_quality(self._main_face(image, select), self.min_quality, describe_source(image))
+
+    def _main_face(self, image: ImageSource, select: Selection) -> Face:
         if select == "all":
             raise ConfigurationError("embed_one needs select='largest' or 'central'")
         faces = self.analyze(image, select=select)
@@ -224,14 +313,18 @@ class FacePipeline:
         ``"eer"``, see :meth:`operating_point`) unless ``threshold`` is given. ``select``:
         ``"largest"``, or ``"central"`` for centred crops (LFW and similar datasets).
         """
-        fa = self.embed_one(a, select=select)
-        fb = self.embed_one(b, select=select)
+        fa, fb = (self._main_face(x, select) for x in (a, b))
         assert fa.embedding is not None and fb.embedding is not None
+        flags = tuple(
+            f
+            for f in (flag(fa.quality, self.min_quality, "image a"), flag(fb.quality, self.min_quality, "image b"))
+            if f
+        )
         if threshold is not None:
             point = OperatingPoint("custom", float(threshold), float("nan"), float("nan"), "user")
         else:
             point = self.operating_point(operating_point_name)
-        return VerifyResult(decide(fa.embedding, fb.embedding, point), fa, fb)
+        return VerifyResult(decide(fa.embedding, fb.embedding, point), fa, fb, flags)
 
     # --- many images -----------------------------------------------------------------------
 
@@ -255,13 +348,29 @@ class FacePipeline:
         crops = [align(img, d, self.embedder.template) for _, img, dets in pending for d in dets]
         if crops:
             embs = to_embeddings(self.embedder, self.embedder.embed([c.image for c in crops]))
+            quals = self._assess(
+                [img for _, img, dets in pending for _ in dets], [d for *_, ds in pending for d in ds], crops
+            )
             k = 0
             for idx, _img, dets in pending:
-                faces = [Face(d, embs[k + j]) for j, d in enumerate(dets)]
+                faces = [Face(d, embs[k + j], None, quals[k + j]) for j, d in enumerate(dets)]
                 k += len(dets)
-                r = results[idx]
-                results[idx] = ImageResult(r.source, faces, None, r.width, r.height)
+                results[idx] = self._gated(results[idx], faces)
         return results
+
+    def _gated(self, r: ImageResult, faces: list[Face]) -> ImageResult:
+        """``r`` with its faces; with ``min_quality``, faces below it dropped (all below: a LowQualityError)."""
+        if self.min_quality is None:
+            return ImageResult(r.source, faces, None, r.width, r.height)
+        kept = [f for f in faces if flag(f.quality, self.min_quality) is None]
+        if faces and not kept:
+            try:
+                refuse_low_quality(
+                    max(faces, key=lambda f: f.quality.quality if f.quality else 0.0), self.min_quality, r.source
+                )
+            except FaceprintError as exc:
+                return ImageResult(r.source, [], exc, r.width, r.height)
+        return ImageResult(r.source, kept, None, r.width, r.height)
 
     def embed_many(
         self,

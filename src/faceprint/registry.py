@@ -29,8 +29,9 @@ from typing import Any, Generic, TypeVar, cast
 from .detection.base import Detector
 from .embedding.base import Embedder
 from .errors import BackendProtocolError, UnknownModelError
+from .quality.base import QualityAssessor
 
-__all__ = ["Registry", "detectors", "embedders"]
+__all__ = ["Registry", "detectors", "embedders", "quality_assessors"]
 
 log = logging.getLogger(__name__)
 
@@ -137,4 +138,7 @@ embedders: Registry[Embedder] = Registry(
     Embedder,
     "faceprint.embedders",
     ("faceprint.embedding.dlib_resnet", "faceprint.embedding.onnx_arcface"),
+)
+quality_assessors: Registry[QualityAssessor] = Registry(
+    "quality assessor", QualityAssessor, "faceprint.quality_assessors", ("faceprint.quality.fiqa",)
 )

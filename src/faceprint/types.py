@@ -3,18 +3,21 @@
 Data flow::
 
     image ──io──▶ RGB uint8 (H, W, 3) ──detection──▶ [Detection]
-          ──alignment──▶ AlignedFace ──embedding──▶ Embedding ──scoring──▶ Decision
+          ──alignment──▶ AlignedFace ──quality──▶ QualityReport
+          ──embedding──▶ Embedding ──scoring──▶ Decision
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from .errors import EmbeddingMismatchError, InvalidEmbeddingError
+from .errors import ConfigurationError, EmbeddingMismatchError, InvalidEmbeddingError
 
 __all__ = [
     "BBox",
@@ -25,6 +28,8 @@ __all__ = [
     "Face",
     "Decision",
     "LandmarkScheme",
+    "QualityComponent",
+    "QualityReport",
 ]
 
 #: Names of the 5-point landmark orders faceprint understands.
@@ -170,6 +175,72 @@ class Embedding:
             raise EmbeddingMismatchError(f"embedding dimensions differ: {self.dim} vs {other.dim}")
 
 
+@dataclass(frozen=True, slots=True)
+class QualityComponent:
+    """One measured quality component of a face image (ISO/IEC 29794-5 style).
+
+    ``value`` is the native measurement in its own unit (pixels, degrees, a fraction, bits…);
+    ``quality`` is that value mapped to 0–100 (higher is better) by the component's documented
+    mapping (see :mod:`faceprint.quality.components`).
+    """
+
+    value: float
+    quality: float
+
+    def __post_init__(self) -> None:
+        v, q = float(self.value), float(self.quality)
+        if not (math.isfinite(v) and math.isfinite(q) and 0.0 <= q <= 100.0):
+            raise ConfigurationError(
+                f"a quality component needs a finite value and a quality in [0, 100], got {v}, {q}"
+            )
+        object.__setattr__(self, "value", v)
+        object.__setattr__(self, "quality", q)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"value": round(self.value, 4), "quality": round(self.quality, 1)}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class QualityReport:
+    """How usable one face image is for recognition.
+
+    Attributes:
+        quality: the unified quality score, 0–100, higher predicts fewer recognition errors.
+        components: component name → :class:`QualityComponent`, in a fixed order.
+        assessor: the backend and model that made the report (``"fiqa@1"``); scores of
+            different assessors are not on one scale.
+    """
+
+    quality: float
+    components: Mapping[str, QualityComponent]
+    assessor: str = ""
+
+    def __post_init__(self) -> None:
+        q = float(self.quality)
+        if not (math.isfinite(q) and 0.0 <= q <= 100.0):
+            raise ConfigurationError(f"a unified quality score must lie in [0, 100], got {q}")
+        object.__setattr__(self, "quality", q)
+        object.__setattr__(self, "components", dict(self.components))
+
+    def __getitem__(self, name: str) -> QualityComponent:
+        return self.components[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.components)
+
+    def weakest(self, n: int = 3, *, below: float = 100.0) -> list[tuple[str, QualityComponent]]:
+        """The ``n`` components of lowest quality that are under ``below``, worst first."""
+        low = [(k, c) for k, c in self.components.items() if c.quality < below]
+        return sorted(low, key=lambda kc: kc[1].quality)[:n]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quality": round(self.quality, 1),
+            "components": {k: c.to_dict() for k, c in self.components.items()},
+            "assessor": self.assessor,
+        }
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Face:
     """Everything the pipeline knows about one face in one image."""
@@ -177,6 +248,7 @@ class Face:
     detection: Detection
     embedding: Embedding | None = None
     aligned: AlignedFace | None = field(default=None, repr=False)
+    quality: QualityReport | None = None
 
     def to_dict(self, *, with_embedding: bool = False) -> dict[str, Any]:
         d = self.detection.to_dict()
@@ -184,6 +256,8 @@ class Face:
             d["model"] = self.embedding.model
             if with_embedding:
                 d["embedding"] = [float(x) for x in self.embedding.vector]
+        if self.quality is not None:
+            d["quality"] = self.quality.to_dict()
         return d
 
 

@@ -188,7 +188,7 @@ def test_exhaustive_finds_the_small_faces_next_to_a_large_one() -> None:
 
 
 def test_mmod_scans_a_bounded_number_of_pixels() -> None:
-    from faceprint.detection.dlib_detectors import MMOD_MAX_PIXELS
+    from faceprint.detection.dlib_detectors import MMOD_FALLBACK_MAX_PIXELS
 
     det = detectors.create("dlib-hog-mmod")
     hog_rec = _record(det.hog)
@@ -198,7 +198,7 @@ def test_mmod_scans_a_bounded_number_of_pixels() -> None:
     assert [u for _, u in hog_rec.calls] == [0, 1]
     assert len(mmod_rec.calls) == 1
     (shape, up) = mmod_rec.calls[0]
-    assert up == 0 and shape[0] * shape[1] <= MMOD_MAX_PIXELS == 256 * 256
+    assert up == 0 and shape[0] * shape[1] <= MMOD_FALLBACK_MAX_PIXELS == 256 * 256
     # an LFW image fits the budget and is scanned whole
     mmod_rec.calls.clear()
     lfw = load_image(data_path("lfw_view1", "AJ_Cook", "AJ_Cook_0001.jpg"))
@@ -213,7 +213,10 @@ def test_mmod_scans_a_bounded_number_of_pixels() -> None:
     assert detectors.create("dlib-mmod", min_face=80).scan_scale(250, 250) == 0.5
     assert detectors.create("dlib-mmod").scan_scale(250, 250) == 1.0
     assert detectors.create("dlib-mmod", min_face=20).scan_scale(120, 120) == 2.0
-    assert detectors.create("dlib-mmod", min_face=20).scan_scale(250, 250) == pytest.approx(256 / 250)  # capped
+    assert detectors.create("dlib-mmod", min_face=20).scan_scale(300, 300) == pytest.approx(512 / 300)  # capped
+    assert detectors.create("dlib-mmod", min_face=20, max_pixels=256 * 256).scan_scale(250, 250) == pytest.approx(
+        256 / 250
+    )
     assert detectors.create("dlib-mmod", max_pixels=100 * 100).scan_scale(250, 250) == pytest.approx(0.4)
 
 

@@ -62,9 +62,10 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import cluster, evaluate, gallery, models, recognize, serve
+    from . import cluster, evaluate, gallery, models, quality, recognize, serve
 
     recognize.register(app)
+    quality.register(app)
     cluster.register(app)
     serve.register(app)
     app.add_typer(models.app, name="models")

@@ -157,6 +157,17 @@ def run(
     seed: SeedOpt = 0,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,
+    quality: Annotated[
+        bool,
+        typer.Option(
+            "--quality",
+            help="Add an EDC section (ISO/IEC 29794-1): assess each image's quality and plot FNMR against the "
+            "fraction of lowest-quality comparisons discarded.",
+        ),
+    ] = False,
+    quality_assessor: Annotated[
+        str, typer.Option("--quality-assessor", help="The quality assessor of --quality: fiqa or fiqa-fast.")
+    ] = "fiqa",
 ) -> None:
     """Embed a protocol's images (cached: a re-run resumes), score its pairs and write a report folder."""
     from ..errors import ConfigurationError
@@ -202,12 +213,40 @@ def run(
     finally:
         if store is not None:
             store.close()
+    if quality:  # a second, detection-only pass: the embedding cache is not involved
+        result = _with_quality(result, src, settings, quality_assessor, select, workers or None, dask)
     result.provenance["protocol_source"] = {"kind": src.kind, "description": src.description, "data": str(data)}
     files = write_report(result, output, command=command)
     if json_out:
         typer.echo(json.dumps(_summary(result, files, output)))
     else:
         _echo_summary(result, output)
+
+
+def _with_quality(
+    result: Any, src: Any, settings: dict[str, Any], assessor: str, select: Any, workers: int | None, dask: Any
+) -> Any:
+    """``eval run --quality``: the result with the EDC of each image's quality (:func:`add_quality`)."""
+    from ..evaluation import add_quality
+
+    with progress_bar(len(src.protocol.images), "quality") as advance:
+        seen = 0
+
+        def progress(done: int, _total: int | None) -> None:
+            nonlocal seen
+            advance(done - seen)
+            seen = done
+
+        return add_quality(
+            result,
+            src.protocol,
+            settings,
+            quality=assessor,
+            select=select,
+            workers=workers,
+            dask=dask,
+            progress=progress,
+        )
 
 
 @app.command("scores")

@@ -63,8 +63,12 @@ MMOD_WINDOW = 40
 DEFAULT_MIN_FACE = 40.0
 #: The most pixels one HOG scan may cover (4 × 1600²: upsample 1 of a 1600 px image).
 HOG_MAX_SCAN_PIXELS = 4 * 1600 * 1600
-#: The most pixels MMOD scans per image (its cost is linear in them; see DlibMmodDetector).
-MMOD_MAX_PIXELS = 256 * 256
+#: The most pixels MMOD scans per image when chosen as the detector (its cost is linear in them;
+#: see DlibMmodDetector): faces down to ~55 px are found in a 700 px photograph.
+MMOD_MAX_PIXELS = 512 * 512
+#: The same when MMOD is only the fallback of ``dlib-hog-mmod`` (images where HOG found nothing):
+#: a face-less image must stay cheap, and a 250 px LFW image still fits whole.
+MMOD_FALLBACK_MAX_PIXELS = 256 * 256
 
 #: Smallest image side (after scaling) MMOD's CNN can scan; its faces are at least ~40 px.
 _MMOD_MIN_SIDE = 40
@@ -234,8 +238,8 @@ class DlibMmodDetector(_DlibBase):
     CPU per pixel on the 2-core machine of benchmarks/RESULTS.md). The image is scaled so that a
     face of ``min_face`` px becomes 40 px, the network's window, and then, if it is still larger
     than ``max_pixels``, shrunk to that many pixels. The worst case per image is therefore one
-    scan of ``max_pixels`` (default 256 × 256 = 65,536 px, ~0.5 s of CPU), whatever the input: a
-    blank 1000 × 1000 image is scanned at 256 × 256, and a 250 px LFW image at full size. Faces
+    scan of ``max_pixels`` (default 512 × 512 = 262,144 px, ~2 s of CPU), whatever the input: a
+    blank 1000 × 1000 image is scanned at 512 × 512, and a 250 px LFW image at full size. Faces
     smaller than ``40 · sqrt(H · W / max_pixels)`` px can be missed in larger images (raise
     ``max_pixels``, e.g. ``mmod_max_pixels`` of ``dlib-hog-mmod``, where time allows).
 
@@ -276,6 +280,8 @@ class DlibMmodDetector(_DlibBase):
     def scan_scale(self, height: int, width: int) -> float:
         """Factor (scanned / original) for an image of this size; see the class docstring."""
         s = float(2**self.upsample) if self.upsample is not None else MMOD_WINDOW / self.min_face
+        if height <= 0 or width <= 0:
+            return s  # no pixels: nothing is scanned
         if self.max_side is not None:
             s = min(s, self.max_side / max(height, width))
         return min(s, math.sqrt(self.max_pixels / (height * width)))
@@ -324,7 +330,7 @@ class DlibFallbackDetector:
         upsample: int | None = None,
         threshold: float = 0.0,
         mmod_upsample: int | None = None,
-        mmod_max_pixels: int = MMOD_MAX_PIXELS,
+        mmod_max_pixels: int = MMOD_FALLBACK_MAX_PIXELS,
         landmarks: bool = True,
         max_side: int | None = 1600,
     ) -> None:

@@ -24,9 +24,7 @@ network run per view: ×2 for ``flip``, ×N for ``jitterN``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -34,46 +32,12 @@ import numpy.typing as npt
 
 from ..alignment import TEMPLATES
 from ..errors import ConfigurationError
+from ..models import TTA_NONE, TtaSpec, parse_tta
 from .base import Embedder, check_crops, l2_normalise
 
 __all__ = ["TTA_NONE", "TtaSpec", "parse_tta", "augment", "TtaEmbedder", "with_tta"]
 
-TTA_NONE = "none"
-_JITTER_RE = re.compile(r"(flip-)?jitter([1-9][0-9]?)")
-_MAX_JITTERS = 64
 _JITTER_SEED = 20170212  # fixed: the same jitters for every face, every run
-
-
-@dataclass(frozen=True, slots=True)
-class TtaSpec:
-    """A parsed TTA setting: its canonical name, whether to add the mirror image, and jitter count."""
-
-    name: str
-    flip: bool = False
-    jitters: int = 0
-
-    @property
-    def views(self) -> int:
-        """Network runs per face."""
-        if self.flip:
-            return 2 * (self.jitters + 1)
-        return self.jitters or 1
-
-
-def parse_tta(tta: str | None) -> TtaSpec:
-    """Parse ``"none"``, ``"flip"`` or ``"jitterN"``; anything else is a :class:`ConfigurationError`."""
-    name = TTA_NONE if tta is None else str(tta).strip().lower()
-    if name in ("", TTA_NONE):
-        return TtaSpec(TTA_NONE)
-    if name == "flip":
-        return TtaSpec("flip", flip=True)
-    m = _JITTER_RE.fullmatch(name)
-    if m and 1 <= int(m.group(2)) <= (_MAX_JITTERS // 2 if m.group(1) else _MAX_JITTERS):
-        return TtaSpec(name, flip=bool(m.group(1)), jitters=int(m.group(2)))
-    raise ConfigurationError(
-        f"unknown test-time augmentation {tta!r}; use 'none', 'flip', 'jitterN' (N from 1 to {_MAX_JITTERS}) "
-        f"or 'flip-jitterN' (N from 1 to {_MAX_JITTERS // 2})"
-    )
 
 
 @lru_cache(maxsize=16)

@@ -7,6 +7,7 @@ Data flow::
         ──▶ comparison (scores) ──▶ scorefiles.ScoreTable
         ──▶ evaluate (metrics, fairness) ──▶ results.EvaluationResult (+ provenance)
         ──▶ report.write_report (plots inside)
+    quality scores + scores ──edc.edc_report──▶ EDC curves (ISO/IEC 29794-1), EDCDisplay
 
 Every public name of the submodules is re-exported here. They are imported on first use, so
 ``import faceprint.evaluation`` loads no model, no matplotlib and no dask. The rate estimators
@@ -39,6 +40,8 @@ _SUBMODULES: tuple[str, ...] = (
     "runner",  # protocol → result
     "report",  # report folders and named figures
     "plots",  # DET/ROC/histogram/CMC/group figures (matplotlib inside plot())
+    "edc",  # error versus discard characteristic of quality scores (ISO/IEC 29794-1)
+    "quality",  # quality of a protocol's images, EDC of an evaluation
 )
 _WHERE: dict[str, str] = {}  # name → the submodule it comes from, for the submodules read so far
 _READ: set[str] = set()
@@ -75,6 +78,13 @@ if TYPE_CHECKING:
     from .comparison import embedding_matrix as embedding_matrix
     from .comparison import score_identification as score_identification
     from .comparison import score_protocol as score_protocol
+    from .edc import EDCCurve as EDCCurve
+    from .edc import EDCDisplay as EDCDisplay
+    from .edc import EDCReport as EDCReport
+    from .edc import edc_curve as edc_curve
+    from .edc import edc_report as edc_report
+    from .edc import ideal_edc as ideal_edc
+    from .edc import pair_quality as pair_quality
     from .embedding import EmbeddingResults as EmbeddingResults
     from .embedding import Failure as Failure
     from .embedding import ProgressHook as ProgressHook
@@ -163,6 +173,10 @@ if TYPE_CHECKING:
     from .provenance import image_list_digest as image_list_digest
     from .provenance import model_provenance as model_provenance
     from .provenance import software_versions as software_versions
+    from .quality import UNIFIED as UNIFIED
+    from .quality import add_quality as add_quality
+    from .quality import evaluation_edc as evaluation_edc
+    from .quality import image_qualities as image_qualities
     from .report import headline as headline
     from .report import headline_figure as headline_figure
     from .report import summary as summary

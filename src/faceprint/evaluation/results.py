@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..rates import CMCResult, FNIRAtFPIR, OpenSetCurve
+from .edc import EDCReport
 from .fairness import GroupErrorRates
 from .metrics import KFoldAccuracy, SystemErrorRates, VerificationReport
 from .scorefiles import ScoreTable
@@ -262,6 +263,7 @@ class EvaluationResult:
         calibration: the score set the threshold was chosen on (LFW View 1 DevTrain), if any.
         provenance: models, dataset checksums, software versions, execution details.
         timing: seconds spent embedding, scoring, computing metrics, and in all.
+        quality: the EDC of image quality scores over these comparisons (``eval run --quality``).
     """
 
     protocol: str
@@ -279,6 +281,7 @@ class EvaluationResult:
     calibration: ScoreSetResult | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    quality: EDCReport | None = None
 
     @property
     def kind(self) -> str:
@@ -303,6 +306,7 @@ class EvaluationResult:
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "provenance": self.provenance,
             "timing": self.timing,
+            **({} if self.quality is None else {"quality": self.quality.to_dict()}),
         }
 
 

@@ -2,7 +2,8 @@
 
 Like scikit-learn's ``estimator_checks``: one function per property of a kind of stage
 (``check_detect_…`` in :mod:`faceprint.testing.detection`, ``check_embed_…`` in
-:mod:`faceprint.testing.embedding`), and :func:`parametrize_with_checks`, which turns them into
+:mod:`faceprint.testing.embedding`, ``check_assess_…`` in :mod:`faceprint.testing.quality`),
+and :func:`parametrize_with_checks`, which turns them into
 one pytest test per check per backend. The checks run on real photographs that the caller
 passes as :class:`FaceImages`. A plug-in package tests its backends with::
 
@@ -37,6 +38,8 @@ from .detection import *  # noqa: F403  (the check functions, listed in detectio
 from .detection import __all__ as _detection_all
 from .embedding import *  # noqa: F403
 from .embedding import __all__ as _embedding_all
+from .quality import *  # noqa: F403
+from .quality import __all__ as _quality_all
 
 __all__ = [
     "FaceImages",
@@ -51,6 +54,7 @@ __all__ = [
     "checks_for",
     *_detection_all,
     *_embedding_all,
+    *_quality_all,
 ]
 
 #: Submodules whose public names this package re-exports on first use, so that importing

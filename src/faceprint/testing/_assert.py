@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..errors import FaceprintError
 
-__all__ = ["require", "require_faceprint_error"]
+__all__ = ["require", "require_faceprint_error", "require_named_backend"]
 
 
 def require(ok: object, message: str) -> None:
@@ -24,3 +24,10 @@ def require_faceprint_error(what: str, fn: Callable[..., object], *args: object)
     except Exception as exc:
         raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}, not a FaceprintError") from exc
     raise AssertionError(f"{what} returned instead of raising a FaceprintError")
+
+
+def require_named_backend(backend: object, protocol: type, members: str) -> None:
+    """``backend`` follows ``protocol`` (naming its ``members`` when not) and has a non-empty ``name``."""
+    require(isinstance(backend, protocol), f"{type(backend).__name__} lacks {members}")
+    name = getattr(backend, "name", None)
+    require(isinstance(name, str) and name, f"name must be a non-empty str, got {name!r}")

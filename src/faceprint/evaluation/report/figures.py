@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import plots
 from ..results import EvaluationResult
+from .quality_section import quality_figure
 
 __all__ = ["figures"]
 
@@ -37,6 +38,7 @@ def figures(result: EvaluationResult, out: Path) -> list[Figure]:
         save(fig, "groups.png", "FMR and FNMR per group at the decision threshold")
     if result.identification is not None:
         _identification_figures(result, plt, save)
+    quality_figure(result, plt, save)
     return made
 
 

@@ -13,6 +13,7 @@ from ..results import CANDIDATES_PER_PROBE, Accuracy, EvaluationResult, FailureC
 from .document import Document
 from .format import ci, fmr_label, num, pct
 from .headline_rows import headline
+from .quality_section import quality_section
 
 __all__ = ["results_sections", "reproduce_sections"]
 
@@ -40,6 +41,7 @@ def results_sections(doc: Document, result: EvaluationResult) -> list[dict[str, 
     _failures(doc, result.failures)
     _fairness(doc, result)
     _identification(doc, result)
+    quality_section(doc, result)
     return rows
 
 
