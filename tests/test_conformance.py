@@ -1,4 +1,4 @@
-"""Conformance: every registered detector and embedder passes every check of faceprint.testing.
+"""Conformance: every registered detector, embedder and explainer passes every check of faceprint.testing.
 
 One test per check per backend (``test_conformance[dlib-hog-check_detect_no_face]``), built from
 the registries, so a backend registered later, or an installed plug-in, is checked too. Backends
@@ -20,7 +20,7 @@ import pytest
 
 from faceprint.detection.base import Detector
 from faceprint.errors import ModelNotFoundError
-from faceprint.registry import Registry, detectors, embedders
+from faceprint.registry import Registry, detectors, embedders, explainers
 from faceprint.testing import (
     BackendCase,
     BuildContext,
@@ -57,7 +57,7 @@ def photos() -> FaceImages:
     return FaceImages(**photo_paths())
 
 
-@parametrize_with_checks([detectors, embedders], images=photos, model_dirs=[MODELS])
+@parametrize_with_checks([detectors, embedders, explainers], images=photos, model_dirs=[MODELS])
 def test_conformance(backend: BackendCase, check) -> None:
     check(backend)
 
@@ -229,8 +229,13 @@ def test_importing_faceprint_testing_is_light() -> None:
 
 
 def test_one_test_per_check_per_backend() -> None:
-    mark = parametrize_with_checks([detectors, embedders], images=photos)
+    mark = parametrize_with_checks([detectors, embedders, explainers], images=photos)
     ids = [p.id for p in mark.args[1]]
-    n_det, n_emb = len(checks_for("detector")), len(checks_for("embedder"))
-    assert len(ids) == len(set(ids)) == len(detectors.names()) * n_det + len(embedders.names()) * n_emb
+    n_det, n_emb, n_exp = len(checks_for("detector")), len(checks_for("embedder")), len(checks_for("explainer"))
+    assert (
+        len(ids)
+        == len(set(ids))
+        == (len(detectors.names()) * n_det + len(embedders.names()) * n_emb + len(explainers.names()) * n_exp)
+    )
     assert "dlib-hog-check_detect_no_face" in ids and "onnx-arcface-check_embed_l2_normalised" in ids
+    assert "occlusion-check_explain_points_at_similarity" in ids and "xcos-check_explain_swap_swaps_maps" in ids

@@ -29,8 +29,9 @@ from typing import Any, Generic, TypeVar, cast
 from .detection.base import Detector
 from .embedding.base import Embedder
 from .errors import BackendProtocolError, UnknownModelError
+from .explain.base import Explainer
 
-__all__ = ["Registry", "detectors", "embedders"]
+__all__ = ["Registry", "detectors", "embedders", "explainers"]
 
 log = logging.getLogger(__name__)
 
@@ -137,4 +138,7 @@ embedders: Registry[Embedder] = Registry(
     Embedder,
     "faceprint.embedders",
     ("faceprint.embedding.dlib_resnet", "faceprint.embedding.onnx_arcface"),
+)
+explainers: Registry[Explainer] = Registry(
+    "explainer", Explainer, "faceprint.explainers", ("faceprint.explain.occlusion",)
 )
