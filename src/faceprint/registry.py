@@ -140,5 +140,5 @@ embedders: Registry[Embedder] = Registry(
     ("faceprint.embedding.dlib_resnet", "faceprint.embedding.onnx_arcface"),
 )
 explainers: Registry[Explainer] = Registry(
-    "explainer", Explainer, "faceprint.explainers", ("faceprint.explain.occlusion",)
+    "explainer", Explainer, "faceprint.explainers", ("faceprint.explain.occlusion", "faceprint.explain.xcos")
 )
