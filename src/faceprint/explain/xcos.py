@@ -15,7 +15,7 @@ layer's weights, so a patch vector is "what this patch adds to the descriptor". 
   between cell centres).
 
 The cosine between every patch of A and every patch of B gives the correspondences: for each
-patch of A its best patch of B, the strongest ``top_k`` kept.
+patch of A its most similar patch of B, the ``top_k`` with the largest similarity x attention kept.
 
 How well ``xcos`` reconstructs the final cosine is measured in ``benchmarks/bench_explain.py``
 and ``tests/explain/test_xcos.py`` (for the dlib ResNet at ``block13``, 4 x 4 x 256: mean
@@ -100,7 +100,7 @@ class XCosExplainer:
             map_a=m,
             map_b=m.copy(),
             model=f"{source.model_id}@{source.model_version}",
-            correspondences=self._matches(cos, dots / max(total, 1e-12), h, w, size),
+            correspondences=self._matches(cos, attention, h, w, size),
             reconstructed_score=float(contribution.sum()),
             grids={
                 "patch_cosine": np.diag(cos).reshape(h, w).astype(np.float32),
@@ -111,20 +111,22 @@ class XCosExplainer:
         )
 
     def _matches(
-        self, cos: npt.NDArray[np.float64], strength: npt.NDArray[np.float64], h: int, w: int, size: int
+        self, cos: npt.NDArray[np.float64], attention: npt.NDArray[np.float64], h: int, w: int, size: int
     ) -> tuple[Correspondence, ...]:
-        """For each patch of A its strongest patch of B; the ``top_k`` strongest of those."""
+        """For each patch of A the most similar patch of B (cosine); the ``top_k`` whose
+        similarity times A's attention is largest (strong matches of patches that weigh)."""
         if self.top_k == 0:
             return ()
         centres = _centres(h, w, size)
-        best = strength.argmax(axis=1)
-        order = np.argsort(-strength[np.arange(len(best)), best], kind="stable")[: self.top_k]
+        best = cos.argmax(axis=1)
+        weight = cos[np.arange(len(best)), best] * attention
+        order = np.argsort(-weight, kind="stable")[: self.top_k]
         return tuple(
             Correspondence(
                 a=(float(centres[p, 0]), float(centres[p, 1])),
                 b=(float(centres[best[p], 0]), float(centres[best[p], 1])),
                 similarity=float(cos[p, best[p]]),
-                weight=float(strength[p, best[p]]),
+                weight=float(weight[p]),
             )
             for p in order.tolist()
         )
