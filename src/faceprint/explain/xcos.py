@@ -24,6 +24,8 @@ absolute error about 0.02 on LFW View 1 pairs, whose scores span about 0.6 to 1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 
@@ -33,6 +35,9 @@ from ..errors import ConfigurationError
 from ..registry import explainers
 from .base import Correspondence, Explanation, check_chip_pair
 from .features import feature_source
+
+if TYPE_CHECKING:
+    from ..testing import BackendCase
 
 __all__ = ["XCosExplainer", "DEFAULT_LAYER"]
 
@@ -73,6 +78,17 @@ class XCosExplainer:
         self.layer = layer
         self.top_k = int(top_k)
         self.threads = threads
+
+    @classmethod
+    def _conformance_cases(cls, name: str) -> list[BackendCase]:
+        """Default settings; the map fails the occlusion-style check, which is the finding."""
+        from ..testing import BackendCase
+
+        reason = (
+            "xcos maps where patch features agree, and for dlib's ResNet that is not where hiding pixels "
+            "lowers the score (rank correlation with occlusion maps below 0 on mated LFW pairs; RESULTS.md)"
+        )
+        return [BackendCase(name, lambda ctx: cls(), expected_failures={"check_explain_points_at_similarity": reason})]
 
     def explain(self, chip_a: npt.NDArray[np.uint8], chip_b: npt.NDArray[np.uint8], embedder: Embedder) -> Explanation:
         size = TEMPLATES[embedder.template].size
