@@ -13,11 +13,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from .. import jobs
-from ..deps import get_state, upload_form
 from ..schemas import ExplainResponse
-from ..uploads import check_image
 from . import AUTH_ERRORS, UPLOAD_ERRORS, multipart_body, problems, resolve_point
-from .recognition import OperatingPointQ, Recognize, SelectOne, ThresholdQ
+from .recognition import OperatingPointQ, Recognize, SelectOne, ThresholdQ, two_photos
 
 router = APIRouter(prefix="/v1", tags=["recognition"])
 
@@ -51,13 +49,8 @@ async def explain(
     select: SelectOne = "largest",
     map_size: MapSizeQ = 30,
 ) -> ExplainResponse:
-    state = get_state(request)
-    s = state.settings
-    form = await upload_form(request, max_files=2)
-    a = form.file("image_a")
-    b = form.file("image_b")
-    check_image(a, "image_a", max_bytes=s.max_image_bytes)
-    check_image(b, "image_b", max_bytes=s.max_image_bytes)
+    state, a, b = await two_photos(request)
     pool = state.require_pool()
     point = resolve_point(pool.embedder_model_id, operating_point, threshold)
-    return await pool.run("explain", jobs.explain, a, b, select, point, method, map_size, s.max_pixels, owner=key.id)
+    max_pixels = state.settings.max_pixels
+    return await pool.run("explain", jobs.explain, a, b, select, point, method, map_size, max_pixels, owner=key.id)
