@@ -160,6 +160,8 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "gallery check": ["gallery", "check", nogal],
         "gallery destroy": ["gallery", "destroy", nogal, "--yes"],
         "quality": ["quality", str(tmp / "missing.jpg")],
+        "explain pair": ["explain", "pair", str(tmp / "missing.jpg"), obama],
+        "explain eval": ["explain", "eval", "--protocol", "folder", "--data", str(empty)],
     }
 
 

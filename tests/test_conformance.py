@@ -1,4 +1,5 @@
-"""Conformance: every registered detector, embedder and quality assessor passes every check of faceprint.testing.
+"""Conformance: every registered detector, embedder, quality assessor and explainer passes every check
+of faceprint.testing.
 
 One test per check per backend (``test_conformance[dlib-hog-check_detect_no_face]``), built from
 the registries, so a backend registered later, or an installed plug-in, is checked too. Backends
@@ -20,7 +21,7 @@ import pytest
 
 from faceprint.detection.base import Detector
 from faceprint.errors import ModelNotFoundError
-from faceprint.registry import Registry, detectors, embedders, quality_assessors
+from faceprint.registry import Registry, detectors, embedders, explainers, quality_assessors
 from faceprint.testing import (
     BackendCase,
     BuildContext,
@@ -57,7 +58,7 @@ def photos() -> FaceImages:
     return FaceImages(**photo_paths())
 
 
-@parametrize_with_checks([detectors, embedders, quality_assessors], images=photos, model_dirs=[MODELS])
+@parametrize_with_checks([detectors, embedders, quality_assessors, explainers], images=photos, model_dirs=[MODELS])
 def test_conformance(backend: BackendCase, check) -> None:
     check(backend)
 
@@ -229,10 +230,12 @@ def test_importing_faceprint_testing_is_light() -> None:
 
 
 def test_one_test_per_check_per_backend() -> None:
-    mark = parametrize_with_checks([detectors, embedders, quality_assessors], images=photos)
+    registries = [detectors, embedders, quality_assessors, explainers]
+    mark = parametrize_with_checks(registries, images=photos)
     ids = [p.id for p in mark.args[1]]
-    n_det, n_emb, n_q = len(checks_for("detector")), len(checks_for("embedder")), len(checks_for("quality assessor"))
-    n = len(detectors.names()) * n_det + len(embedders.names()) * n_emb + len(quality_assessors.names()) * n_q
+    kinds = ["detector", "embedder", "quality assessor", "explainer"]
+    n = sum(len(r.names()) * len(checks_for(k)) for r, k in zip(registries, kinds, strict=True))
     assert len(ids) == len(set(ids)) == n
     assert "dlib-hog-check_detect_no_face" in ids and "onnx-arcface-check_embed_l2_normalised" in ids
     assert "fiqa-check_assess_blur_lowers_quality" in ids and "fiqa-fast-check_assess_output" in ids
+    assert "occlusion-check_explain_points_at_similarity" in ids and "xcos-check_explain_swap_swaps_maps" in ids

@@ -49,6 +49,9 @@ __all__ = [
     "GalleryNotFoundError",
     "GalleryExistsError",
     "CorruptStoreError",
+    "ExplanationError",
+    "IdenticalImagesError",
+    "LayerNotFoundError",
 ]
 
 
@@ -271,3 +274,20 @@ class CorruptStoreError(GalleryError, OSError):
 
     def __str__(self) -> str:  # OSError would otherwise format (errno, strerror)
         return str(self.args[0]) if self.args else "corrupt store"
+
+
+# --- explanations (faceprint explain) ------------------------------------------------------------
+
+
+class ExplanationError(FaceprintError, ValueError):
+    """Two faces cannot be explained as asked (see :mod:`faceprint.explain`)."""
+
+
+class IdenticalImagesError(ExplanationError):
+    """The two face chips are the same pixels: every region matches itself, so a map of where
+    their similarity comes from says nothing. Compare two different photographs."""
+
+
+class LayerNotFoundError(ExplanationError):
+    """The embedder's model has no intermediate layer of the requested name (or exposes none),
+    so a method that reads one (``xcos``) cannot run on it; the message lists the layers there are."""

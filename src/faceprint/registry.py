@@ -29,9 +29,10 @@ from typing import Any, Generic, TypeVar, cast
 from .detection.base import Detector
 from .embedding.base import Embedder
 from .errors import BackendProtocolError, UnknownModelError
+from .explain.base import Explainer
 from .quality.base import QualityAssessor
 
-__all__ = ["Registry", "detectors", "embedders", "quality_assessors"]
+__all__ = ["Registry", "detectors", "embedders", "explainers", "quality_assessors"]
 
 log = logging.getLogger(__name__)
 
@@ -141,4 +142,7 @@ embedders: Registry[Embedder] = Registry(
 )
 quality_assessors: Registry[QualityAssessor] = Registry(
     "quality assessor", QualityAssessor, "faceprint.quality_assessors", ("faceprint.quality.fiqa",)
+)
+explainers: Registry[Explainer] = Registry(
+    "explainer", Explainer, "faceprint.explainers", ("faceprint.explain.occlusion", "faceprint.explain.xcos")
 )

@@ -62,7 +62,7 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import cluster, evaluate, gallery, models, quality, recognize, serve
+    from . import cluster, evaluate, explain, gallery, models, quality, recognize, serve
 
     recognize.register(app)
     quality.register(app)
@@ -71,6 +71,7 @@ def _register() -> None:
     app.add_typer(models.app, name="models")
     app.add_typer(gallery.app, name="gallery")
     app.add_typer(evaluate.app, name="eval")
+    app.add_typer(explain.app, name="explain")
 
 
 _register()

@@ -68,6 +68,7 @@ __all__ = [
     "dlib_resnet_to_onnx",
     "INPUT_NAME",
     "OUTPUT_NAME",
+    "FEATURE_PREFIX",
     "OPSET",
 ]
 
@@ -75,6 +76,9 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "crops"
 OUTPUT_NAME = "descriptor"
+#: ``dlib_resnet_to_onnx(..., feature_outputs=True)`` adds the output of each residual block as
+#: graph outputs ``block1`` … ``blockN`` (innermost first), for explanations that read them.
+FEATURE_PREFIX = "block"
 OPSET = 17
 
 _MAX_STRING = 4096  # longer "layer names" mean we are not reading a dlib network
@@ -502,7 +506,10 @@ class _Converter:
     marker is a tag, and ``add_prev`` adds the most recent tag.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, feature_outputs: bool = False) -> None:
+        self.feature_outputs = feature_outputs
+        self.blocks: list[_Value] = []  # each residual block's output (the relu after its add_prev)
+        self._after_add = False
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._count = 0
@@ -559,11 +566,16 @@ class _Converter:
                 raise ModelFormatError(f"layer {i} ({type(layer).__name__}): {e}") from None
         out = self.current()
         self.op("Flatten", [out.name], OUTPUT_NAME, axis=1)
+        outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", math.prod(out.shape)])]
+        if self.feature_outputs:
+            for i, v in enumerate(self.blocks, 1):
+                name = self.op("Identity", [v.name], f"{FEATURE_PREFIX}{i}")
+                outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *v.shape]))
         return helper.make_graph(
             self.nodes,
             "dlib_face_recognition_resnet",
             [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", inp.rows, inp.cols, 3])],
-            [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", math.prod(out.shape)])],
+            outputs,
             self.initializers,
         )
 
@@ -584,6 +596,8 @@ class _Converter:
             self._current = self.affine(x, layer)
         elif isinstance(layer, Relu):
             self._current = _Value(self.op("Relu", [x.name]), x.shape)
+            if self._after_add:
+                self.blocks.append(self._current)
         elif isinstance(layer, Pool):
             self._current = self.pool(x, layer)
         elif isinstance(layer, AddPrev):
@@ -592,6 +606,7 @@ class _Converter:
             self._current = self.fc(x, layer)
         else:  # pragma: no cover - _DETAIL_READERS and this chain list the same types
             raise ModelFormatError("no ONNX translation")
+        self._after_add = isinstance(layer, AddPrev)
 
     def marker(self) -> None:
         x = self.current()
@@ -674,11 +689,15 @@ class _Converter:
         return _Value(self.op("Reshape", [y, shape4]), (n_out, 1, 1))
 
 
-def dlib_resnet_to_onnx(path: str | os.PathLike[str], *, check: bool = True) -> onnx.ModelProto:
+def dlib_resnet_to_onnx(
+    path: str | os.PathLike[str], *, check: bool = True, feature_outputs: bool = False
+) -> onnx.ModelProto:
     """Convert dlib's face-recognition ResNet file into an equivalent ONNX model.
 
     Input ``"crops"``: uint8 (N, 150, 150, 3) RGB face chips (as from ``dlib.get_face_chip``);
-    output ``"descriptor"``: float32 (N, 128), dlib's unnormalised descriptor.
+    output ``"descriptor"``: float32 (N, 128), dlib's unnormalised descriptor. With
+    ``feature_outputs`` the graph also outputs each residual block's activations, float32
+    (N, k, h, w), as ``block1`` … ``block14`` (:data:`FEATURE_PREFIX`); the descriptor is the same.
     Raises :class:`ModelFormatError` for a file that is not such a network (truncated, corrupt,
     another dlib model, or layer types this converter does not handle) and
     :class:`ModelNotFoundError` for a missing file.
@@ -690,7 +709,7 @@ def dlib_resnet_to_onnx(path: str | os.PathLike[str], *, check: bool = True) -> 
     net = read_dlib_network(path)
     t1 = time.perf_counter()
     try:
-        graph = _Converter().convert(net)
+        graph = _Converter(feature_outputs=feature_outputs).convert(net)
     except ModelFormatError as e:
         raise ModelFormatError(
             f"{path}: {e}; the network in the file is corrupt or not one this converter knows"

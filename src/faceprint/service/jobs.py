@@ -15,10 +15,20 @@ from ..models import OperatingPoint
 from ..pipeline import FacePipeline, select_faces
 from ..scoring import decide
 from ..types import Embedding, Face
-from .schemas import DecisionOut, DetectResponse, EmbedFace, EmbedResponse, FaceOut, ImageSize, VerifyResponse
+from .schemas import (
+    CorrespondenceOut,
+    DecisionOut,
+    DetectResponse,
+    EmbedFace,
+    EmbedResponse,
+    ExplainResponse,
+    FaceOut,
+    ImageSize,
+    VerifyResponse,
+)
 from .uploads import decode_image
 
-__all__ = ["detect", "embed", "verify", "probe", "enrol_faces", "faces_of", "main_face", "embedding_of"]
+__all__ = ["detect", "embed", "verify", "explain", "probe", "enrol_faces", "faces_of", "main_face", "embedding_of"]
 
 Select = Literal["all", "largest", "central"]
 
@@ -79,6 +89,51 @@ def verify(
     d = decide(fa.embedding, fb.embedding, point)
     return VerifyResponse(
         **DecisionOut.fields_from(d),
+        face_a=FaceOut.from_face(fa),
+        face_b=FaceOut.from_face(fb),
+        image_a=ImageSize(width=int(img_a.shape[1]), height=int(img_a.shape[0])),
+        image_b=ImageSize(width=int(img_b.shape[1]), height=int(img_b.shape[0])),
+    )
+
+
+def explain(
+    pipe: FacePipeline,
+    a: bytes,
+    b: bytes,
+    select: str,
+    point: OperatingPoint,
+    method: str,
+    map_size: int,
+    max_pixels: int,
+) -> ExplainResponse:
+    """Verify two photos and explain the score (occlusion: about 100 embeddings; xcos: one pass)."""
+    import base64
+
+    from ..explain.base import LIMITS
+    from ..explain.pair import explain_pair
+    from ..explain.render import composite, png_bytes
+    from ..registry import explainers
+
+    img_a = decode_image(a, "image_a", max_pixels=max_pixels)
+    img_b = decode_image(b, "image_b", max_pixels=max_pixels)
+    fa = main_face(pipe, img_a, "image_a", select)
+    fb = main_face(pipe, img_b, "image_b", select)
+    options = {"threads": pipe.embedder_options.get("threads")} if method == "xcos" else {}
+    pe = explain_pair(
+        img_a, fa.detection, img_b, fb.detection, pipe.embedder, explainers.create(method, **options), point
+    )
+    e = pe.explanation.to_dict(map_size=map_size, decimals=5)
+    return ExplainResponse(
+        **DecisionOut.fields_from(pe.decision),
+        method=e["method"],
+        reconstructed_score=e["reconstructed_score"],
+        chip_size=e["chip_size"],
+        map_size=e["map_size"],
+        map_a=e["map_a"],
+        map_b=e["map_b"],
+        correspondences=[CorrespondenceOut(**c) for c in e["correspondences"]],
+        png=base64.b64encode(png_bytes(composite(pe))).decode("ascii"),
+        limits=LIMITS,
         face_a=FaceOut.from_face(fa),
         face_b=FaceOut.from_face(fb),
         image_a=ImageSize(width=int(img_a.shape[1]), height=int(img_a.shape[0])),

@@ -31,6 +31,8 @@ __all__ = [
     "IdentifyResponse",
     "SubjectVerifyResponse",
     "Deleted",
+    "CorrespondenceOut",
+    "ExplainResponse",
 ]
 
 _strict = ConfigDict(extra="forbid")
@@ -229,3 +231,37 @@ class SubjectVerifyResponse(DecisionOut):
 class Deleted(BaseModel):
     deleted: str
     templates: int | None = Field(None, description="templates removed with it")
+
+
+# --- explanations ----------------------------------------------------------------------------
+
+
+class CorrespondenceOut(BaseModel):
+    a: list[float] = Field(description="[x, y] centre of the patch in aligned chip A (pixels)")
+    b: list[float] = Field(description="[x, y] centre of the best-matching patch in aligned chip B")
+    similarity: float = Field(description="cosine of the two patches' feature vectors")
+    weight: float = Field(description="strength of the correspondence (larger: stronger)")
+
+
+class ExplainResponse(DecisionOut):
+    method: str = Field(description="occlusion or xcos")
+    reconstructed_score: float | None = Field(
+        None, description="xcos: the weighted sum of patch cosines, the method's estimate of score"
+    )
+    chip_size: int = Field(description="side of the aligned face chips the maps cover, in pixels")
+    map_size: int = Field(description="cells per side of map_a and map_b (block means of the per-pixel maps)")
+    map_a: list[list[float]] = Field(
+        description="rows of cells over chip A: higher = more of the similarity comes from there; "
+        "negative = that region pulls the faces apart"
+    )
+    map_b: list[list[float]] = Field(description="the same for chip B")
+    correspondences: list[CorrespondenceOut] = Field(description="xcos: strongest patch matches, strongest first")
+    png: str = Field(
+        description="base64 PNG: both aligned faces side by side with the maps overlaid (red: "
+        "similarity comes from there, blue: pulls apart) and the correspondences as lines"
+    )
+    limits: str = Field(description="what a map means and what it does not")
+    face_a: FaceOut
+    face_b: FaceOut
+    image_a: ImageSize
+    image_b: ImageSize

@@ -38,6 +38,8 @@ from .detection import *  # noqa: F403  (the check functions, listed in detectio
 from .detection import __all__ as _detection_all
 from .embedding import *  # noqa: F403
 from .embedding import __all__ as _embedding_all
+from .explain import *  # noqa: F403
+from .explain import __all__ as _explain_all
 from .quality import *  # noqa: F403
 from .quality import __all__ as _quality_all
 
@@ -55,6 +57,7 @@ __all__ = [
     *_detection_all,
     *_embedding_all,
     *_quality_all,
+    *_explain_all,
 ]
 
 #: Submodules whose public names this package re-exports on first use, so that importing

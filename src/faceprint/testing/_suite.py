@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..detection.base import Detector
 from ..embedding.base import Embedder
+from ..explain.base import Explainer
 from ..quality.base import QualityAssessor
 from ._cases import BackendCase, BuildContext, build_or_skip, cases_from
 from ._images import FaceImages
@@ -41,12 +42,19 @@ def _quality_checks() -> list[Check]:
     return list(quality_checks())
 
 
+def _explainer_checks() -> list[Check]:
+    from .explain import explainer_checks
+
+    return list(explainer_checks())
+
+
 #: kind of stage (a registry's ``kind``) → (its protocol, the function listing its checks).
 #: A new kind of stage adds one line here and a ``faceprint/testing/<kind>.py`` of checks.
 KINDS: dict[str, tuple[type[Any], Callable[[], list[Check]]]] = {
     "detector": (Detector, _detector_checks),
     "embedder": (Embedder, _embedder_checks),
     "quality assessor": (QualityAssessor, _quality_checks),
+    "explainer": (Explainer, _explainer_checks),
 }
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from .. import jobs
 from ..auth import APIKey, Role
-from ..deps import get_state, require, upload_form
+from ..deps import ServiceState, get_state, require, upload_form
 from ..schemas import DetectResponse, EmbedResponse, VerifyResponse
 from ..uploads import check_image
 from . import AUTH_ERRORS, OPERATING_POINT_PATTERN, UPLOAD_ERRORS, multipart_body, problems, resolve_point
@@ -93,13 +93,17 @@ async def verify(
     threshold: ThresholdQ = None,
     select: SelectOne = "largest",
 ) -> VerifyResponse:
-    state = get_state(request)
-    s = state.settings
-    form = await upload_form(request, max_files=2)
-    a = form.file("image_a")
-    b = form.file("image_b")
-    check_image(a, "image_a", max_bytes=s.max_image_bytes)
-    check_image(b, "image_b", max_bytes=s.max_image_bytes)
+    state, a, b = await two_photos(request)
     pool = state.require_pool()
     point = resolve_point(pool.embedder_model_id, operating_point, threshold)
-    return await pool.run("verify", jobs.verify, a, b, select, point, s.max_pixels, owner=key.id)
+    return await pool.run("verify", jobs.verify, a, b, select, point, state.settings.max_pixels, owner=key.id)
+
+
+async def two_photos(request: Request) -> tuple[ServiceState, bytes, bytes]:
+    """The service state and the ``image_a`` and ``image_b`` files of a 1:1 request, checked."""
+    state = get_state(request)
+    form = await upload_form(request, max_files=2)
+    a, b = form.file("image_a"), form.file("image_b")
+    check_image(a, "image_a", max_bytes=state.settings.max_image_bytes)
+    check_image(b, "image_b", max_bytes=state.settings.max_image_bytes)
+    return state, a, b

@@ -89,6 +89,7 @@ async function verify() {
   form.append("image_a", a);
   form.append("image_b", b);
   busy($("verify-btn"), true);
+  resetExplain(false);
   show(out, "Comparing…");
   try {
     const r = await call("POST", "/v1/verify", form);
@@ -101,10 +102,49 @@ async function verify() {
       (r.match ? "Match" : "No match") + " — similarity " + r.score.toFixed(3) + " (threshold " + r.threshold.toFixed(3) + ", " + r.operating_point + ")",
       r.match ? "ok" : "bad"
     );
+    resetExplain(true);
   } catch (e) {
     show(out, e.message, "bad");
   } finally {
     busy($("verify-btn"), false);
+  }
+}
+
+// The "Explain" view of a verify result: POST the same two photos to /v1/explain and show the
+// picture the server drew (both aligned faces, the maps overlaid) with what a map does not say.
+function resetExplain(visible) {
+  $("explain-box").hidden = !visible;
+  $("explain-img").hidden = true;
+  $("explain-img").removeAttribute("src");
+  $("explain-caption").textContent = "";
+  show($("explain-result"), "");
+}
+
+async function explain() {
+  const out = $("explain-result");
+  const a = $("verify-a").files[0];
+  const b = $("verify-b").files[0];
+  if (!a || !b) return show(out, "Choose two photos and verify them first.", "bad");
+  const form = new FormData();
+  form.append("image_a", a);
+  form.append("image_b", b);
+  const method = $("explain-method").value;
+  busy($("explain-btn"), true);
+  show(out, "Explaining…");
+  try {
+    const r = await call("POST", "/v1/explain?method=" + encodeURIComponent(method), form);
+    const img = $("explain-img");
+    img.src = "data:image/png;base64," + r.png;
+    await img.decode();
+    img.hidden = false;
+    const rec = r.reconstructed_score === null ? "" : ", patch cosines reconstruct " + r.reconstructed_score.toFixed(3);
+    $("explain-caption").textContent =
+      "Red: the similarity comes from there; blue: that region pulls the faces apart. " + r.limits;
+    show(out, (r.match ? "Match" : "No match") + " — similarity " + r.score.toFixed(3) + " explained by " + r.method + rec, "ok");
+  } catch (e) {
+    show(out, e.message, "bad");
+  } finally {
+    busy($("explain-btn"), false);
   }
 }
 
@@ -211,6 +251,9 @@ function init() {
   $("api-key").addEventListener("change", remember);
   $("remember-key").addEventListener("change", remember);
   $("verify-btn").addEventListener("click", verify);
+  $("explain-btn").addEventListener("click", explain);
+  $("verify-a").addEventListener("change", () => resetExplain(false));
+  $("verify-b").addEventListener("change", () => resetExplain(false));
   $("create-gallery-btn").addEventListener("click", createGallery);
   $("enrol-btn").addEventListener("click", enrol);
   $("identify-btn").addEventListener("click", identify);
