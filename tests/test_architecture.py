@@ -180,12 +180,6 @@ def test_the_rules_catch_what_they_should(tmp_path: Path) -> None:
         layer_breaches(write_tree(tmp_path, {"newthing.py": "from . import types\n"}))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 9 targets, not met yet: at c2312f4, 11 functions over 80 lines (evaluation/, gallery/, "
-    "cli/cluster.py, cli/evaluate.py, service/app.py) and 6 modules of evaluation/ or gallery/ over 700 lines; "
-    "strict once the evaluation and gallery restructuring lands",
-)
 def test_size_budget() -> None:
     offenders = size_offenders()
     assert not offenders, f"{len(offenders)} over budget:\n" + "\n".join(offenders)

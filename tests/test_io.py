@@ -10,7 +10,6 @@ import hashlib
 import io
 import os
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -226,19 +225,17 @@ def test_corrupt_jpeg_header_is_decode_error(jpeg_bytes: bytes) -> None:
 
 def test_decompression_bomb_refused_quickly(bomb_png: Path) -> None:
     assert bomb_png.stat().st_size < 200_000
-    start = time.perf_counter()
     with pytest.raises(ImageTooLargeError) as info:
         load_image(bomb_png)
-    assert time.perf_counter() - start < 1.0
     msg = str(info.value)
     assert str(bomb_png) in msg and "400,000,000" in msg and "max_pixels" in msg
 
 
 def test_decompression_bomb_small_limit_from_header(bomb_png: Path) -> None:
-    start = time.perf_counter()
+    # only the signature and the IHDR chunk: no pixel data, so a refusal can only come from the header
+    header_only = bomb_png.read_bytes()[:64]
     with pytest.raises(ImageTooLargeError) as info:
-        load_image(bomb_png.read_bytes(), max_pixels=1_000_000)
-    assert time.perf_counter() - start < 1.0
+        load_image(header_only, max_pixels=1_000_000)
     assert "max_pixels" in str(info.value)
 
 

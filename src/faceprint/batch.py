@@ -85,7 +85,7 @@ def cpu_count() -> int:
 
 def model_tag(pipeline: FacePipeline) -> str:
     """``model_id@version`` of the pipeline's embedder: what every worker must embed with."""
-    return f"{pipeline.embedder.model_id}@{pipeline.embedder.model_version}"
+    return pipeline.model_tag
 
 
 # --- the worker side ---------------------------------------------------------------------------

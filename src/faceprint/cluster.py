@@ -512,7 +512,7 @@ def cluster_faces(
         )
     else:
         result = ClusterResult(np.zeros(0, np.int64), 0, method, thr, point, min_cluster_size, int(seed))
-    tag = model or f"{pipeline.embedder.model_id}@{pipeline.embedder.model_version}"
+    tag = model or pipeline.model_tag
     return FaceClustering(tuple(refs), emb, result, tag, images, no_face, tuple(failed))
 
 

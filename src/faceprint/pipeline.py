@@ -22,7 +22,7 @@ import numpy.typing as npt
 from .alignment import align
 from .batch import ProgressHook, cpu_count
 from .detection.base import Detector
-from .embedding.base import Embedder, to_embeddings
+from .embedding.base import Embedder, model_tag, to_embeddings
 from .embedding.tta import TTA_NONE, parse_tta, with_tta
 from .errors import ConfigurationError, FaceprintError, NoFaceError
 from .io import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
@@ -147,6 +147,12 @@ class FacePipeline:
         self.quality: QualityAssessor | None = (
             quality_assessors.create(quality, **self.quality_options) if isinstance(quality, str) else quality
         )
+
+    @property
+    def model_tag(self) -> str:
+        """``model_id@model_version`` of this pipeline's embedder (TTA included): the tag of its
+        embeddings, templates and score files."""
+        return model_tag(self.embedder)
 
     def operating_point(self, name: str = "fmr=0.001") -> OperatingPoint:
         """The calibrated operating point ``name`` (``"fmr=0.001"``, ``"eer"`` …) for this pipeline's

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from pathlib import Path
 
 import dlib
@@ -130,12 +129,6 @@ def test_graph_signature(model: onnx.ModelProto) -> None:
     assert isinstance(out_dims[0], str) and out_dims[1:] == [128]
 
 
-def test_conversion_is_fast(net_path: Path) -> None:
-    t = time.perf_counter()
-    dlib_resnet_to_onnx(net_path)
-    assert time.perf_counter() - t < 2.0
-
-
 def test_parsed_network(net_path: Path) -> None:
     net = read_dlib_network(net_path)
     assert net.loss == "loss_metric_2"
@@ -218,15 +211,19 @@ def test_header_corruption_raises_only_model_format_errors(net_path: Path, tmp_p
     data = net_path.read_bytes()
     rng = random.Random(1234)
     p = tmp_path / "corrupt.dat"
+    refused = parsed = 0
     for _ in range(40):
         buf = bytearray(data)
         for _ in range(3):
             buf[rng.randrange(0x200)] = rng.randrange(256)
         p.write_bytes(bytes(buf))
         try:
-            read_dlib_network(p)
-        except ModelFormatError:
-            pass
+            read_dlib_network(p)  # any exception but ModelFormatError fails the test
+            parsed += 1
+        except ModelFormatError as exc:
+            assert str(exc), "a ModelFormatError must say what is wrong"
+            refused += 1
+    assert refused + parsed == 40 and refused > 0  # the corruption reached the structure in some cases
 
 
 def test_other_dlib_models_are_refused(net_path: Path) -> None:

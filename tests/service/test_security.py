@@ -176,10 +176,11 @@ def test_too_many_pixels_is_refused_from_the_header_before_decoding(make_client:
     client, keys, _ = make_client(max_pixels=1_000_000)
     buf = io.BytesIO()
     Image.new("L", (4000, 4000)).save(buf, "PNG")  # 16 Mpx, a few kB compressed
-    t = time.perf_counter()
     r = client.post("/v1/detect", files={"image": buf.getvalue()}, headers=keys.header(keys.recognize))
     assert r.status_code == 413 and r.json()["code"] == "image_too_large" and "4000x4000" in r.json()["detail"]
-    assert time.perf_counter() - t < 1.0
+    # the header alone (signature + IHDR, no pixel data) gets the same answer: nothing was decoded
+    r = client.post("/v1/detect", files={"image": buf.getvalue()[:64]}, headers=keys.header(keys.recognize))
+    assert r.status_code == 413 and r.json()["code"] == "image_too_large"
 
 
 def test_content_is_sniffed_not_the_declared_type(client_keys: tuple[Any, Keys]) -> None:
@@ -328,6 +329,4 @@ def test_a_slow_upload_answers_408() -> None:
             await read_form(Request(scope, receive), max_files=1, max_file_bytes=1000, timeout_s=0.2)
         assert info.value.status_code == 408
 
-    t = time.perf_counter()
-    asyncio.run(scenario())
-    assert time.perf_counter() - t < 2
+    asyncio.run(asyncio.wait_for(scenario(), 60))  # a hang guard, not a timing claim

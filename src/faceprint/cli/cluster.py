@@ -11,7 +11,14 @@ from typing import Annotated
 
 import typer
 
-from ..cluster import ClusterMethod, ExportMode, check_export_folder, cluster_faces, export_cluster_folders
+from ..cluster import (
+    ClusterMethod,
+    ExportMode,
+    FaceClustering,
+    check_export_folder,
+    cluster_faces,
+    export_cluster_folders,
+)
 from ..errors import ConfigurationError
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
@@ -24,6 +31,51 @@ log = logging.getLogger(__name__)
 def _inside(path: Path, folder: Path) -> bool:
     p, f = path.resolve(), folder.resolve()
     return p == f or f in p.parents
+
+
+def _check_paths(
+    folder: Path, output: Path, copy_to: Path | None, link_to: Path | None, *, symlink: bool, force: bool
+) -> Path | None:
+    """Usage errors before the slow part; the folder photos are exported to, if any."""
+    if copy_to is not None and link_to is not None:
+        raise ConfigurationError("use either --copy-to or --link-to, not both")
+    if symlink and link_to is None:
+        raise ConfigurationError("--symlink only applies to --link-to")
+    if not folder.is_dir():
+        raise ConfigurationError(f"{folder} is not a folder; `faceprint cluster` takes a folder of photos")
+    if not output.parent.is_dir():
+        raise ConfigurationError(f"output folder {output.parent} does not exist")
+    outdir = copy_to if copy_to is not None else link_to
+    if outdir is not None:
+        if _inside(outdir, folder):
+            raise ConfigurationError(f"{outdir} is inside {folder}; choose an OUTDIR outside the photo folder")
+        check_export_folder(outdir, force=force)
+    return outdir
+
+
+def _report(
+    result: FaceClustering, output: Path, threshold: float | None, outdir: Path | None, written: int, *, json_out: bool
+) -> None:
+    """The summary: one JSON object with --json, else one line on stderr."""
+    summary = {
+        "output": str(output),
+        "images": result.images,
+        "faces": len(result.faces),
+        "clusters": result.result.n_clusters,
+        "singletons": result.result.n_singletons,
+        "failed": len(result.failed),
+        "threshold": threshold,
+        "files_written": written,
+    }
+    if json_out:
+        typer.echo(json.dumps(summary))
+        return
+    where = f"; {written} files in {outdir}" if outdir is not None else ""
+    typer.echo(
+        f"{summary['faces']} faces from {summary['images']} images → {summary['clusters']} clusters, "
+        f"{summary['singletons']} singletons ({len(result.failed)} unreadable) → {output}{where}",
+        err=True,
+    )
 
 
 def cluster(
@@ -68,20 +120,7 @@ def cluster(
     Writes the clusters (image, face index and box of each face), the singletons, the settings and the model to OUTPUT.
     Photos are never moved or modified.
     """
-    if copy_to is not None and link_to is not None:
-        raise ConfigurationError("use either --copy-to or --link-to, not both")
-    if symlink and link_to is None:
-        raise ConfigurationError("--symlink only applies to --link-to")
-    if not folder.is_dir():
-        raise ConfigurationError(f"{folder} is not a folder; `faceprint cluster` takes a folder of photos")
-    if not output.parent.is_dir():
-        raise ConfigurationError(f"output folder {output.parent} does not exist")
-    outdir = copy_to if copy_to is not None else link_to
-    if outdir is not None:  # check before the slow part
-        if _inside(outdir, folder):
-            raise ConfigurationError(f"{outdir} is inside {folder}; choose an OUTDIR outside the photo folder")
-        check_export_folder(outdir, force=force)
-
+    outdir = _check_paths(folder, output, copy_to, link_to, symlink=symlink, force=force)
     paths = list(iter_images([folder]))
     pipe = _pipeline(detector, embedder, upsample, max_pixels)
     with progress_bar(len(paths), "embedding") as advance:
@@ -116,26 +155,7 @@ def cluster(
         written = export_cluster_folders(result, outdir, mode=mode, force=force)
         doc["export"] = {"folder": str(outdir), "mode": mode, "files": len(written)}
     _write_json(output, doc)
-
-    summary = {
-        "output": str(output),
-        "images": result.images,
-        "faces": len(result.faces),
-        "clusters": result.result.n_clusters,
-        "singletons": result.result.n_singletons,
-        "failed": len(result.failed),
-        "threshold": doc["settings"]["threshold"],
-        "files_written": len(written),
-    }
-    if json_out:
-        typer.echo(json.dumps(summary))
-    else:
-        where = f"; {len(written)} files in {outdir}" if outdir is not None else ""
-        typer.echo(
-            f"{summary['faces']} faces from {summary['images']} images → {summary['clusters']} clusters, "
-            f"{summary['singletons']} singletons ({len(result.failed)} unreadable) → {output}{where}",
-            err=True,
-        )
+    _report(result, output, doc["settings"]["threshold"], outdir, len(written), json_out=json_out)
 
 
 def _write_json(path: Path, doc: dict[str, object]) -> None:

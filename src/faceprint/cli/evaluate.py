@@ -101,73 +101,78 @@ def _echo_summary(result: Any, output: Path) -> None:
         typer.echo(f"{result.protocol}: {head} → {output}", err=True)
 
 
+PairsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="lfw: a pairs file, or the folder of pairs.txt (View 2) or of pairsDevTrain.txt and "
+        "pairsDevTest.txt (View 1). csv: the protocol CSV, columns image_a, image_b, mated "
+        "and optional fold, group."
+    ),
+]
+LabelsOpt = Annotated[
+    Path | None, typer.Option(help="CSV of groups, 'identity,group' or 'path,group': adds per-group error rates.")
+]
+TaskOpt = Annotated[
+    Literal["verification", "identification"],
+    typer.Option(metavar="TASK", help="ijb: verification (1:1) or identification (1:N)."),
+]
+SelectOpt = Annotated[
+    Literal["largest", "central"] | None,
+    typer.Option(
+        help="Face to use from an image with several (default: the protocol's; central for LFW and IJB "
+        "crops, else largest). Applied after the cache: changing it embeds nothing again."
+    ),
+]
+EvalTtaOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help="Test-time augmentation of the embedder, e.g. none or flip (the pipeline's tta setting).",
+    ),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(help="Embedding cache folder or file (default: $FACEPRINT_CACHE_DIR or ~/.faceprint/cache)."),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Embed everything again; store nothing.")]
+QualityOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quality",
+        help="Add an EDC section (ISO/IEC 29794-1): assess each image's quality and plot FNMR against the "
+        "fraction of lowest-quality comparisons discarded.",
+    ),
+]
+QualityAssessorOpt = Annotated[
+    str, typer.Option("--quality-assessor", help="The quality assessor of --quality: fiqa or fiqa-fast.")
+]
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,
     protocol: Annotated[ProtocolChoice, typer.Option("--protocol", help="Protocol kind (dataset family).")],
-    data: Annotated[
-        Path,
-        typer.Option(
-            "--data",
-            help=" ".join(k.data_help for k in protocol_kinds().values()),
-        ),
-    ],
+    data: Annotated[Path, typer.Option("--data", help=" ".join(k.data_help for k in protocol_kinds().values()))],
     output: OutputOpt,
-    pairs: Annotated[
-        Path | None,
-        typer.Option(
-            help="lfw: a pairs file, or the folder of pairs.txt (View 2) or of pairsDevTrain.txt and "
-            "pairsDevTest.txt (View 1). csv: the protocol CSV, columns image_a, image_b, mated "
-            "and optional fold, group."
-        ),
-    ] = None,
-    labels: Annotated[
-        Path | None, typer.Option(help="CSV of groups, 'identity,group' or 'path,group': adds per-group error rates.")
-    ] = None,
-    task: Annotated[
-        Literal["verification", "identification"],
-        typer.Option(metavar="TASK", help="ijb: verification (1:1) or identification (1:N)."),
-    ] = "verification",
+    pairs: PairsOpt = None,
+    labels: LabelsOpt = None,
+    task: TaskOpt = "verification",
     detector: DetectorOpt = DEFAULT_DETECTOR,
     embedder: EmbedderOpt = DEFAULT_EMBEDDER,
     upsample: UpsampleOpt = None,
-    select: Annotated[
-        Literal["largest", "central"] | None,
-        typer.Option(
-            help="Face to use from an image with several (default: the protocol's; central for LFW and IJB "
-            "crops, else largest). Applied after the cache: changing it embeds nothing again."
-        ),
-    ] = None,
-    tta: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            help="Test-time augmentation of the embedder, e.g. none or flip (the pipeline's tta setting).",
-        ),
-    ] = None,
+    select: SelectOpt = None,
+    tta: EvalTtaOpt = None,
     workers: Annotated[int, typer.Option(help="Local worker processes (0: one per core).", min=0)] = 0,
     dask: DaskOpt = None,
-    cache: Annotated[
-        Path | None,
-        typer.Option(help="Embedding cache folder or file (default: $FACEPRINT_CACHE_DIR or ~/.faceprint/cache)."),
-    ] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Embed everything again; store nothing.")] = False,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
     threshold: ThresholdOpt = None,
     bootstrap: BootstrapOpt = 1000,
     seed: SeedOpt = 0,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,
-    quality: Annotated[
-        bool,
-        typer.Option(
-            "--quality",
-            help="Add an EDC section (ISO/IEC 29794-1): assess each image's quality and plot FNMR against the "
-            "fraction of lowest-quality comparisons discarded.",
-        ),
-    ] = False,
-    quality_assessor: Annotated[
-        str, typer.Option("--quality-assessor", help="The quality assessor of --quality: fiqa or fiqa-fast.")
-    ] = "fiqa",
+    quality: QualityOpt = False,
+    quality_assessor: QualityAssessorOpt = "fiqa",
 ) -> None:
     """Embed a protocol's images (cached: a re-run resumes), score its pairs and write a report folder."""
     from ..errors import ConfigurationError

@@ -160,7 +160,7 @@ def embed(
     paths = _image_paths(inputs)
     pipe = _pipeline(detector, embedder, upsample, max_pixels, min_face=min_face, tta=tta)
     emb = pipe.embedder
-    writer = EmbeddingWriter(output, model=f"{emb.model_id}@{emb.model_version}", dim=emb.dim)
+    writer = EmbeddingWriter(output, model=pipe.model_tag, dim=emb.dim)
     failed: list[ImageResult] = []
     with progress_bar(len(paths), "embedding") as advance:
         for res in pipe.embed_many(

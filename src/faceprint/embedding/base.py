@@ -11,7 +11,7 @@ import numpy.typing as npt
 from ..errors import ImageDimensionError
 from ..types import Embedding
 
-__all__ = ["Embedder", "to_embeddings", "check_crops", "l2_normalise"]
+__all__ = ["Embedder", "model_tag", "to_embeddings", "check_crops", "l2_normalise"]
 
 
 @runtime_checkable
@@ -35,6 +35,12 @@ class Embedder(Protocol):
     template: str
 
     def embed(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]: ...
+
+
+def model_tag(embedder: Embedder) -> str:
+    """``model_id@model_version`` of an embedder: the tag stored beside its embeddings and templates
+    (:attr:`faceprint.types.Embedding.model` of what it embeds)."""
+    return f"{embedder.model_id}@{embedder.model_version}"
 
 
 def l2_normalise(x: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..embedding.base import Embedder
+from ..embedding.base import Embedder, model_tag
 from ..errors import ConfigurationError, FaceprintError, LayerNotFoundError
 from ..explain.base import Explainer, Explanation, check_chip_pair
 from ..explain.occlusion import filled
@@ -460,7 +460,7 @@ def evaluate_pairs(
         "deletion_fill": "mean",
         "insertion_start": "blur",
     }
-    return FaithfulnessReport(protocol, f"{embedder.model_id}@{embedder.model_version}", summaries, settings)
+    return FaithfulnessReport(protocol, model_tag(embedder), summaries, settings)
 
 
 def protocol_chips(

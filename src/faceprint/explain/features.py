@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..embedding.base import Embedder, check_crops, l2_normalise
+from ..embedding.base import Embedder, check_crops, l2_normalise, model_tag
 from ..errors import ConfigurationError, InvalidEmbeddingError, LayerNotFoundError
 from ..onnx_runtime import open_onnx_session
 from .base import FeatureMapEmbedder
@@ -197,7 +197,7 @@ def feature_source(embedder: Embedder, *, threads: int | None = None) -> Feature
     """The feature maps of ``embedder``'s model (see the module doc); built once per embedder."""
     if isinstance(embedder, FeatureMapEmbedder):
         return embedder
-    tag = f"{embedder.model_id}@{embedder.model_version}"
+    tag = model_tag(embedder)
     builder = _BUILDERS.get(embedder.model_id)
     if builder is None:
         raise LayerNotFoundError(

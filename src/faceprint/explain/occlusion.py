@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..alignment import TEMPLATES
-from ..embedding.base import Embedder
+from ..embedding.base import Embedder, model_tag
 from ..errors import ConfigurationError
 from ..registry import explainers
 from .base import Explanation, check_chip_pair
@@ -111,7 +111,7 @@ class OcclusionExplainer:
             score=score,
             map_a=_pixel_map(drops_a, boxes, size),
             map_b=_pixel_map(drops_b, boxes, size),
-            model=f"{embedder.model_id}@{embedder.model_version}",
+            model=model_tag(embedder),
             grids={
                 "drop_a": drops_a.reshape(k, k).astype(np.float32),
                 "drop_b": drops_b.reshape(k, k).astype(np.float32),

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..alignment import TEMPLATES
-from ..embedding.base import Embedder
+from ..embedding.base import Embedder, model_tag
 from ..errors import ConfigurationError
 from ..registry import explainers
 from .base import Correspondence, Explanation, check_chip_pair
@@ -115,7 +115,7 @@ class XCosExplainer:
             score=float(np.clip(desc[0].astype(np.float64) @ desc[1], -1.0, 1.0)),
             map_a=m,
             map_b=m.copy(),
-            model=f"{source.model_id}@{source.model_version}",
+            model=model_tag(source),
             correspondences=self._matches(cos, attention, h, w, size),
             reconstructed_score=float(contribution.sum()),
             grids={

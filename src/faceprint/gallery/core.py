@@ -45,8 +45,7 @@ log = logging.getLogger(__name__)
 
 def model_tag(pipeline: FacePipeline) -> str:
     """``model_id@version`` of a pipeline's embedder."""
-    e = pipeline.embedder
-    return f"{e.model_id}@{e.model_version}"
+    return pipeline.model_tag
 
 
 def pipeline_settings(pipeline: FacePipeline) -> dict[str, Any] | None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +71,10 @@ def _gallery_router() -> Any:
     return galleries
 
 
-def create_app(
-    settings: ServiceSettings | None = None,
-    *,
-    pipelines: Sequence[FacePipeline] | None = None,
-) -> FastAPI:
-    """Build the service app. ``pipelines`` (already built) skips model loading, for tests and
-    benchmarks that run several apps in one process; their number sets the worker count."""
-    settings = settings or ServiceSettings()
-    metrics = Metrics()
-    galleries_mod = _gallery_router()
+def _lifespan(
+    settings: ServiceSettings, metrics: Metrics, galleries_mod: Any
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up (galleries, inference workers) and shut-down (drain enrolments, stop workers)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,6 +111,22 @@ def create_app(
             if state.galleries is not None and galleries_mod is not None:
                 await anyio.to_thread.run_sync(galleries_mod.close_store, state.galleries)
             log.info("faceprint service stopped")
+
+    return lifespan
+
+
+def create_app(
+    settings: ServiceSettings | None = None,
+    *,
+    pipelines: Sequence[FacePipeline] | None = None,
+) -> FastAPI:
+    """Build the service app. ``pipelines`` (already built) skips model loading, for tests and
+    benchmarks that run several apps in one process; their number sets the worker count."""
+    settings = settings or ServiceSettings()
+    metrics = Metrics()
+    galleries_mod = _gallery_router()
+
+    lifespan = _lifespan(settings, metrics, galleries_mod)
 
     app = FastAPI(
         title="faceprint",

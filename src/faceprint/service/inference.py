@@ -36,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from ..embedding.base import model_tag
 from ..errors import FaceprintError, ModelError, ServiceTimeoutError, ServiceUnavailableError
 from ..pipeline import FacePipeline
 from ..registry import detectors
@@ -95,7 +96,7 @@ def build_pipelines(settings: ServiceSettings) -> list[FacePipeline]:
 def _describe(pipe: FacePipeline) -> dict[str, Any]:
     e = pipe.embedder
     return {
-        "model": f"{e.model_id}@{e.model_version}",
+        "model": model_tag(e),
         "embedder_model_id": e.model_id,
         "detector": getattr(pipe.detector, "name", type(pipe.detector).__name__),
     }

@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from ..embedding.base import model_tag
 from ..errors import FaceprintError, NoFaceError
 from ..models import OperatingPoint
 from ..pipeline import FacePipeline, select_faces
@@ -70,7 +71,7 @@ def embed(pipe: FacePipeline, data: bytes, select: Select, max_pixels: int) -> E
         out.append(EmbedFace(**f.detection.to_dict(), embedding=[float(x) for x in f.embedding.vector]))
     e = pipe.embedder
     return EmbedResponse(
-        model=f"{e.model_id}@{e.model_version}",
+        model=model_tag(e),
         dim=e.dim,
         width=int(img.shape[1]),
         height=int(img.shape[0]),
