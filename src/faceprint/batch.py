@@ -41,6 +41,7 @@ import numpy as np
 
 from ._pool import bounded_ordered_map
 from .alignment import TEMPLATES
+from .embedding.base import model_tag as embedder_tag
 from .errors import BackendUnavailableError, ConfigurationError, EmbeddingMismatchError, FaceprintError
 from .types import BBox, Detection, Landmarks
 
@@ -85,7 +86,7 @@ def cpu_count() -> int:
 
 def model_tag(pipeline: FacePipeline) -> str:
     """``model_id@version`` of the pipeline's embedder: what every worker must embed with."""
-    return pipeline.model_tag
+    return embedder_tag(pipeline.embedder)
 
 
 # --- the worker side ---------------------------------------------------------------------------

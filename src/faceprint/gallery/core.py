@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..embedding.base import model_tag as embedder_tag
 from ..errors import (
     ConfigurationError,
     EmbeddingMismatchError,
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 def model_tag(pipeline: FacePipeline) -> str:
     """``model_id@version`` of a pipeline's embedder."""
-    return pipeline.model_tag
+    return embedder_tag(pipeline.embedder)
 
 
 def pipeline_settings(pipeline: FacePipeline) -> dict[str, Any] | None:
