@@ -39,11 +39,13 @@ def test_group_photos_give_the_right_face_count(name: str, counts: tuple[int, in
 
 
 @pytest.mark.parametrize("path", sorted(p.name for p in (DATA / "non_faces").glob("*")) or ["missing"])
+@pytest.mark.slow
 def test_non_faces_give_no_face(path: str) -> None:
     det = detectors.create("dlib-hog-mmod")
     assert det.detect(load_image(data_path("non_faces", path))) == []
 
 
+@pytest.mark.slow
 def test_fallback_uses_mmod_only_when_hog_finds_nothing() -> None:
     det = detectors.create("dlib-hog-mmod", mmod_max_pixels=512 * 512)  # this 512 px photo, unscaled
     # the cameraman's face is turned away: HOG misses it, MMOD finds it
@@ -55,6 +57,7 @@ def test_fallback_uses_mmod_only_when_hog_finds_nothing() -> None:
     assert [d.detector for d in det.detect(easy)] == ["dlib-hog"]
 
 
+@pytest.mark.slow
 def test_mmod_finds_the_faces_of_a_group_photo() -> None:
     det = detectors.create("dlib-mmod", max_pixels=640 * 640)
     dets = det.detect(load_image(data_path("group_photos", "deepface_selfie-many-people.jpg")))
@@ -187,6 +190,7 @@ def test_exhaustive_finds_the_small_faces_next_to_a_large_one() -> None:
     assert len(every) >= len(quick) and len(every) == 6
 
 
+@pytest.mark.slow
 def test_mmod_scans_a_bounded_number_of_pixels() -> None:
     from faceprint.detection.dlib_detectors import MMOD_FALLBACK_MAX_PIXELS
 

@@ -89,6 +89,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- equality with dlib -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_face_matches_dlib(session: ort.InferenceSession, chips: np.ndarray, reference: np.ndarray) -> None:
     out = session.run(None, {INPUT_NAME: chips})[0]
     assert out.shape == (len(chips), 128) and out.dtype == np.float32

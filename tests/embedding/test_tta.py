@@ -85,6 +85,7 @@ def test_augmented_embeddings_have_their_own_model_id(net, chips: np.ndarray) ->
         TtaEmbedder(net, "none")
 
 
+@pytest.mark.slow
 def test_pipeline_setting_round_trips_and_decides_at_its_own_operating_point() -> None:
     pipe = FacePipeline(tta="flip")
     settings = pipe.settings()

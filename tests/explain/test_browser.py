@@ -11,7 +11,7 @@ from ..conftest import data_path
 from ..service.conftest import LiveServer, live_server  # noqa: F401  (fixture)
 from ..service.test_browser import ARTIFACTS, browser  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.service
+pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
 def _image_loaded(page, selector: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]

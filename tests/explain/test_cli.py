@@ -20,6 +20,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "faceprint", *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_figure_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a, b = lfw("Aaron_Peirsol", 1), lfw("Aaron_Peirsol", 2)
     out = tmp_path / "out.png"
@@ -43,6 +44,7 @@ def test_figure_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert len(ex["correspondences"]) == 8 and set(ex["grids"]) == {"patch_cosine", "attention", "contribution"}
 
 
+@pytest.mark.slow
 def test_errors_are_specific_and_json(tmp_path: Path) -> None:
     a = lfw("Aaron_Peirsol", 1)
     noface = run("explain", str(a), str(data_path("non_faces", "skimage_coffee.png")), "--json")

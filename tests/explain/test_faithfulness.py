@@ -58,6 +58,7 @@ def test_curve_auc() -> None:
     assert Curve("deletion", "map", x, 1 - x).auc == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_curves_share_their_ends_and_the_map_beats_its_negation(peirsol, embedder) -> None:  # type: ignore[no-untyped-def]
     a, b = peirsol
     e = OcclusionExplainer().explain(a, b, embedder)

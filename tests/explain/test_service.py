@@ -26,6 +26,7 @@ def _png(body: dict[str, Any]) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(body["png"]))))
 
 
+@pytest.mark.slow
 def test_explain_returns_maps_a_png_and_the_limits(client_keys: tuple[Any, Keys]) -> None:
     client, keys = client_keys
     h = keys.header(keys.recognize)
@@ -52,6 +53,7 @@ def test_explain_returns_maps_a_png_and_the_limits(client_keys: tuple[Any, Keys]
     assert np.array(xb["map_a"]).shape == (30, 30)  # the default map size
 
 
+@pytest.mark.slow
 def test_explain_errors_are_specific(client_keys: tuple[Any, Keys]) -> None:
     client, keys = client_keys
     h = keys.header(keys.recognize)
