@@ -5,13 +5,13 @@ third-party packages add backends through an entry-point group (``faceprint.dete
 ``faceprint.embedders``) without touching faceprint. Registering imports no heavy dependency
 and loads no model; :meth:`Registry.create` builds one and checks that it follows the protocol.
 
-A new kind of stage (quality, attack detector, explainer, template protector, landmarker…)
-gets its registry here in one statement, after its protocol in ``<kind>/base.py``::
+A new kind of stage (attack detector, template protector, landmarker…) gets its registry here
+in one statement, after its protocol in ``<kind>/base.py``, as the quality assessors did::
 
     from .quality.base import QualityAssessor
 
     quality_assessors: Registry[QualityAssessor] = Registry(
-        "quality assessor", QualityAssessor, "faceprint.quality_assessors", ("faceprint.quality.ofiq",)
+        "quality assessor", QualityAssessor, "faceprint.quality_assessors", ("faceprint.quality.fiqa",)
     )
 
 and its conformance checks in :mod:`faceprint.testing` (see ``docs/ARCHITECTURE.md``).
