@@ -28,6 +28,9 @@ The model file records this recipe, the command, a sha256 of the training image 
 contents) and the cross-validated figures. Run (about an hour on one busy core; resumable)::
 
     nice python benchmarks/train_quality.py --data ../shared/data/lfw_view1 --cache /tmp/quality
+
+Retrain whenever ``dlib-hog``'s defaults or the alignment change (the score must learn on the
+faces it will see), with a fresh ``--cache``: cached records hold detections and embeddings.
 """
 
 from __future__ import annotations
