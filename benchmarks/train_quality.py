@@ -176,7 +176,7 @@ def main() -> int:
 
     doc = {
         "format": "faceprint-quality-model",
-        "version": "1",
+        "version": "2",  # bump with every retrained model: reports are tagged fiqa@<version>
         "command": shlex.join(["python", *sys.argv]),
         "data": {"images": image_list_digest(refs, "content"), "seed": args.seed, "variants_per_image": 1 + VARIANTS},
         "models": models,

@@ -207,7 +207,7 @@ class QualityReport:
     Attributes:
         quality: the unified quality score, 0–100, higher predicts fewer recognition errors.
         components: component name → :class:`QualityComponent`, in a fixed order.
-        assessor: the backend and model that made the report (``"fiqa@1"``); scores of
+        assessor: the backend and model that made the report (``"fiqa@2"``); scores of
             different assessors are not on one scale.
     """
 
