@@ -177,3 +177,14 @@ def test_encrypted_templates_keep_their_quality_across_a_restart(tmp_path: Path,
     with TestClient(create_app(settings, pipelines=[pipe])) as client:  # rebuilt from the encrypted store
         [t] = client.app.state.faceprint.galleries.get("g").templates("obama")
     assert t.quality is not None and t.quality == pytest.approx(q, abs=0.051)
+
+
+def test_galleries_that_keep_photos_store_quality_too(quality_app: Any) -> None:
+    client, keys, settings, _ = quality_app()
+    r = client.post("/v1/galleries", json={"name": "kept", "keep_source_images": True}, headers=keys.header(keys.admin))
+    assert r.status_code == 201, r.text
+    out = _enrol(client, keys, "kept", "obama", photo(*OBAMA))
+    assert out.status_code == 201, out.text
+    with open_gallery(settings.gallery_dir / "kept", create=False) as g:
+        [t] = g.templates("obama")
+    assert t.source is not None and t.quality == pytest.approx(out.json()["faces"][0]["quality"]["quality"], abs=0.051)
