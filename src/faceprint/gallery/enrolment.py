@@ -135,6 +135,7 @@ class EnrolmentMixin(GalleryCore):
         quals = [quality] * len(srcs) if quality is None or isinstance(quality, (int, float)) else list(quality)
         if len(quals) != len(srcs):
             raise ConfigurationError(f"quality has {len(quals)} entries for {len(srcs)} images")
+        check_stored_name(subject)
         best_only = select == "best"
         if best_only:
             _need_assessor(pipe)
@@ -159,7 +160,7 @@ class EnrolmentMixin(GalleryCore):
         elif best_only and not any(isinstance(f.exception, LowQualityError) for f in failed):
             raise NoFaceError(f"none of the {len(srcs)} images of {subject!r} has a usable face")
         for f in failed:
-            log.warning("not enrolled: %s", f.error)
+            log.warning("not enrolled: %s of %r: %s", f.image, f.subject, f.error)
         templates = self._commit(rows, {subject: dict(subject_metadata or {})}) if rows else []
         return EnrolledTemplates(templates, failed)
 

@@ -38,7 +38,8 @@ class IdentificationMixin(CalibrationMixin):
         """Who is this? Up to ``k`` subjects whose score reaches the open-set threshold, best first.
 
         ``probe`` is an :class:`Embedding` or an image (its main face is embedded with
-        ``pipeline`` or the gallery's stored pipeline). ``threshold`` defaults to the gallery's
+        ``pipeline`` or the gallery's stored pipeline; a pipeline with ``min_quality`` refuses
+        an image below it with :class:`~faceprint.errors.LowQualityError`). ``threshold`` defaults to the gallery's
         calibrated threshold (:meth:`calibrate`); pass ``-math.inf`` for a closed-set ranking.
         ``strategy`` (``"max"``/``"mean"`` of a subject's template scores, or ``"quality-mean"``,
         their mean weighted by each template's stored quality) defaults to the gallery's setting.
