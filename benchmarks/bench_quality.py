@@ -12,10 +12,11 @@
    embedding of the same face with dlib's ResNet and one HOG detection, measured in the same run.
 3. Best shot: for 150 DevTest people with two images plus the ``faces_small`` people with two or
    more, the first image is the probe; the second, and four seeded heavy degradations of it, are
-   the five candidates to enrol. One gallery enrols the candidate that
-   ``FacePipeline.best_shot`` picks, others a seeded random candidate (five draws); FNIR at the
-   FMR 1e-3 threshold through the public gallery API (``open_gallery``, ``enroll_embeddings``,
-   ``identify_many``).
+   the five candidates to enrol (written as PNG files). One gallery enrols them all with
+   ``Gallery.enroll(files, select="best")``, which keeps the candidate of highest ``fiqa`` quality
+   (the choice of ``FacePipeline.best_shot``); others a seeded random candidate (five draws) or
+   the undegraded one (oracle), with ``enroll_embeddings``; FNIR at the FMR 1e-3 threshold with
+   ``identify_many``.
 
     nice python benchmarks/bench_quality.py --data ../shared/data --cache /tmp/quality --plot docs/quality_edc.png
 """
@@ -168,6 +169,8 @@ def cost_section(args: argparse.Namespace) -> None:
 
 
 def best_shot_section(args: argparse.Namespace) -> None:
+    from PIL import Image
+
     from faceprint.gallery import open_gallery
     from faceprint.io import load_image
     from faceprint.pipeline import FacePipeline
@@ -187,52 +190,60 @@ def best_shot_section(args: argparse.Namespace) -> None:
     pipe = FacePipeline("dlib-hog", quality="fiqa", embedder_options={"threads": 1})
     plain = FacePipeline("dlib-hog", embedder_options={"threads": 1})  # the same faces, without quality
     thr = operating_point(MODEL, "fmr=0.001").threshold
-    enrol: dict[str, list] = {"best shot": [], "always the undegraded image (oracle)": []}
+    enrol: dict[str, list] = {"always the undegraded image (oracle)": []}
     randoms: list[list] = [[] for _ in range(5)]
     probes, subjects, picked_clean = [], [], 0
     t0 = time.perf_counter()
-    for subject, (probe_path, source) in people:
-        img = load_image(source)
-        kinds = rng.choice(KINDS, size=4, replace=False)
-        cands = [img] + [
-            degrade(img, str(k), float(rng.uniform(0.5, 1.0)), seed=int(rng.integers(2**31))) for k in kinds
-        ]
-        try:
-            probe = pipe.embed_one(probe_path)
-            best = pipe.best_shot(cands)
-        except Exception as exc:  # noqa: BLE001 - a person without a usable probe or candidate is left out
-            logging.info("left out %s: %s", subject, exc)
-            continue
-        faces = {i: plain.analyze(c, select="largest") for i, c in enumerate(cands)}
-        usable = [i for i, f in faces.items() if f]
-        picked_clean += best.index == 0
-        probes.append(probe.embedding)
-        subjects.append(subject)
-        enrol["best shot"].append(best.face)
-        enrol["always the undegraded image (oracle)"].append(faces[0][0] if faces[0] else best.face)
-        for draws in randoms:
-            draws.append(faces[int(rng.choice(usable))][0])
-    for i, draws in enumerate(randoms):
-        enrol[f"random candidate (draw {i + 1})"] = draws
     fnir = {}
-    with tempfile.TemporaryDirectory() as tmp:
+
+    def fnir_of(g) -> float:
+        res = g.identify_many(probes, k=1, threshold=thr)
+        return float(np.mean([not r.best or r.best.subject != s for r, s in zip(res, subjects, strict=True)]))
+
+    with tempfile.TemporaryDirectory() as tmp, open_gallery(Path(tmp) / "best", pipeline=pipe) as best_g:
+        for n, (subject, (probe_path, source)) in enumerate(people):
+            img = load_image(source)
+            kinds = rng.choice(KINDS, size=4, replace=False)
+            cands = [img] + [
+                degrade(img, str(k), float(rng.uniform(0.5, 1.0)), seed=int(rng.integers(2**31))) for k in kinds
+            ]
+            files = [Path(tmp) / f"{n}_{i}.png" for i in range(len(cands))]  # the candidates as a user has them
+            for f, c in zip(files, cands, strict=True):
+                Image.fromarray(c).save(f)
+            try:
+                probe = pipe.embed_one(probe_path)
+                [chosen] = best_g.enroll(subject.replace("/", "_"), files, select="best")  # the gallery picks
+            except Exception as exc:  # noqa: BLE001 - a person without a usable probe or candidate is left out
+                logging.info("left out %s: %s", subject, exc)
+                continue
+            picked = files.index(Path(chosen.metadata["image"]))
+            faces = {i: plain.analyze(c, select="largest") for i, c in enumerate(cands)}
+            usable = [i for i, f in faces.items() if f]
+            picked_clean += picked == 0
+            probes.append(probe.embedding)
+            subjects.append(subject.replace("/", "_"))
+            enrol["always the undegraded image (oracle)"].append(faces[0][0] if faces[0] else faces[picked][0])
+            for draws in randoms:
+                draws.append(faces[int(rng.choice(usable))][0])
+        fnir["best shot"] = fnir_of(best_g)
+        for i, draws in enumerate(randoms):
+            enrol[f"random candidate (draw {i + 1})"] = draws
         for name, faces_ in enrol.items():
             with open_gallery(Path(tmp) / name.split()[0] / str(len(fnir)), pipeline=pipe) as g:
                 for s, f in zip(subjects, faces_, strict=True):
                     g.enroll_embeddings(s, [f.embedding], qualities=[f.quality.quality if f.quality else None])
-                res = g.identify_many(probes, k=1, threshold=thr)
-                fnir[name] = float(
-                    np.mean([not r.best or r.best.subject != s for r, s in zip(res, subjects, strict=True)])
-                )
+                fnir[name] = fnir_of(g)
     rnd = [v for k, v in fnir.items() if k.startswith("random")]
     print(
         f"\n### Best-shot selection: {len(subjects)} people, 5 candidates each (1 undegraded + 4 degraded), "
         f"threshold {thr:.4f} (FMR 1e-3); {time.perf_counter() - t0:.0f} s\n"
     )
-    print(f"best_shot picked the undegraded candidate for {picked_clean} of {len(subjects)} people\n")
+    print(
+        f"Gallery.enroll(select='best') picked the undegraded candidate for {picked_clean} of {len(subjects)} people\n"
+    )
     print("| enrolled image | FNIR |")
     print("|---|---:|")
-    print(f"| best shot (`FacePipeline.best_shot`, fiqa) | {fnir['best shot']:.1%} |")
+    print(f'| best shot (`Gallery.enroll(select="best")`, fiqa) | {fnir["best shot"]:.1%} |')
     print(
         f"| random candidate (mean of 5 seeded draws) | {np.mean(rnd):.1%} "
         f"(draws {', '.join(f'{v:.1%}' for v in rnd)}) |"

@@ -181,7 +181,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server = start_server(
         tmp_path_factory.mktemp("live"),
         workers=2,
-        env={"FACEPRINT_MAX_REQUEST_BYTES": "3000000", "FACEPRINT_MAX_IMAGE_BYTES": "3000000"},
+        # quality on (fiqa-fast, a few ms per face): the real workers build the quality stage
+        env={
+            "FACEPRINT_MAX_REQUEST_BYTES": "3000000",
+            "FACEPRINT_MAX_IMAGE_BYTES": "3000000",
+            "FACEPRINT_QUALITY": "fiqa-fast",
+        },
     )
     yield server
     server.stop()

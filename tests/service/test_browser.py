@@ -56,6 +56,19 @@ def _canvas_has_green_box(page, selector: str) -> bool:  # type: ignore[no-untyp
     )
 
 
+def _badges(page, selector: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The labels of the quality badges in a container, each checked to show a 0-100 score and a
+    level class, with a tooltip."""
+    labels = []
+    for b in page.query_selector_all(f"{selector} .quality-badge"):
+        label, _, score = b.inner_text().partition(": quality ")
+        assert score.isdigit() and 0 <= int(score) <= 100, b.inner_text()
+        assert {"good", "fair", "poor"} & set((b.get_attribute("class") or "").split())
+        assert b.get_attribute("title")
+        labels.append(label)
+    return labels
+
+
 def test_enrol_and_identify_through_the_page(browser, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
     obama = data_path("faces_small", "obama")
     page = browser.new_page(viewport={"width": 1360, "height": 1100})
@@ -75,6 +88,7 @@ def test_enrol_and_identify_through_the_page(browser, live_server: LiveServer) -
     page.click("#enrol-btn")
     page.wait_for_selector("#enrol-result.ok", timeout=60_000)
     assert "2 template(s)" in page.inner_text("#enrol-result")
+    assert _badges(page, "#enrol-quality") == ["photo 1", "photo 2"]  # the server runs fiqa-fast
 
     page.fill("#identify-gallery", "web")
     page.set_input_files("#identify-file", str(obama / "obama2.jpg"))
@@ -83,6 +97,7 @@ def test_enrol_and_identify_through_the_page(browser, live_server: LiveServer) -
     assert page.inner_text("#identify-result") == "Identified: obama"
     assert "obama" in page.inner_text("#identify-candidates")
     assert _canvas_has_green_box(page, "#identify-canvas")
+    assert _badges(page, "#identify-quality") == ["probe"]
 
     page.set_input_files("#verify-a", str(obama / "obama1.jpg"))
     page.set_input_files("#verify-b", str(obama / "obama3.jpg"))
@@ -90,6 +105,7 @@ def test_enrol_and_identify_through_the_page(browser, live_server: LiveServer) -
     page.wait_for_selector("#verify-result.ok", timeout=60_000)
     assert page.inner_text("#verify-result").startswith("Match")
     assert _canvas_has_green_box(page, "#verify-canvas-a") and _canvas_has_green_box(page, "#verify-canvas-b")
+    assert _badges(page, "#verify-quality") == ["A", "B"]
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "service_web_page.png"

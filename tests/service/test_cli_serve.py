@@ -74,3 +74,16 @@ def test_a_damaged_key_store_ends_serve_and_keys_with_exit_7_and_one_line(
         assert len(lines) == 1 and "key store" in lines[0] and "damaged" in lines[0], err
     assert main(["keys", "list", "--data-dir", str(data), "--json"]) == 7
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "corrupt_store"
+
+
+def test_serve_refuses_bad_quality_settings_before_loading_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tmp_path / "data")
+    assert main(["serve", "--data-dir", data, "--quality", "sharpest"]) != 0
+    err = capsys.readouterr().err
+    assert "sharpest" in err and "fiqa-fast" in err  # the known assessors are named
+    assert main(["serve", "--data-dir", data, "--min-quality", "40"]) == 2
+    assert "needs a quality assessor" in capsys.readouterr().err
+    assert main(["serve", "--data-dir", data, "--quality", "fiqa-fast", "--min-quality", "140"]) == 2
+    assert "[0, 100]" in capsys.readouterr().err

@@ -48,8 +48,16 @@ BackendOpt = Annotated[str | None, typer.Option("--backend", help="Force the bac
 DetectorOpt = Annotated[str | None, typer.Option("--detector", help="Detector backend (default: the gallery's).")]
 EmbedderOpt = Annotated[str | None, typer.Option("--embedder", help="Embedder backend (default: the gallery's).")]
 WorkersOpt = Annotated[int, typer.Option(help="Worker processes for embedding (0: one per core).")]
-StrategyOpt = Annotated[str | None, typer.Option("--strategy", help="Subject score: max or mean of its templates.")]
+StrategyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--strategy", help="Subject score: max or mean of its templates' scores, or quality-mean (weighted by quality)."
+    ),
+]
 ThresholdOpt = Annotated[float | None, typer.Option(help="Explicit cosine threshold (default: the calibrated one).")]
+QualityOpt = Annotated[
+    str | None, typer.Option("--quality", help="Quality assessor (fiqa or fiqa-fast): store each template's quality.")
+]
 
 
 def _open(gallery: str, backend: str | None, create: bool | None = False, **kw: Any) -> Gallery:
@@ -58,16 +66,35 @@ def _open(gallery: str, backend: str | None, create: bool | None = False, **kw: 
     return open_gallery(gallery, backend=backend, create=create, **kw)
 
 
-def _pipeline(detector: str | None, embedder: str | None) -> FacePipeline | None:
-    if detector is None and embedder is None:
+def _pipeline(
+    detector: str | None,
+    embedder: str | None,
+    *,
+    quality: str | None = None,
+    min_quality: float | None = None,
+    stored: dict[str, Any] | None = None,
+) -> FacePipeline | None:
+    """The pipeline the options ask for (None: the gallery's own). With ``quality``, the gallery's
+    ``stored`` pipeline settings (or the given backends) plus that quality assessor."""
+    from ..errors import ConfigurationError
+
+    if min_quality is not None and quality is None:
+        raise ConfigurationError("--min-quality needs a quality assessor: add --quality fiqa (or fiqa-fast)")
+    if detector is None and embedder is None and quality is None:
         return None
     from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline
-    from ..registry import detectors, embedders
+    from ..registry import detectors, embedders, quality_assessors
 
-    det, emb = detector or DEFAULT_DETECTOR, embedder or DEFAULT_EMBEDDER
-    _check_buildable("detector", detectors.get(det), det)
-    _check_buildable("embedder", embedders.get(emb), emb)
-    return FacePipeline(det, emb)
+    if detector is None and embedder is None and stored:
+        settings = dict(stored)
+    else:
+        det, emb = detector or DEFAULT_DETECTOR, embedder or DEFAULT_EMBEDDER
+        _check_buildable("detector", detectors.get(det), det)
+        _check_buildable("embedder", embedders.get(emb), emb)
+        settings = {"detector": det, "embedder": emb}
+    if quality is not None:
+        quality_assessors.get(quality)  # an unknown name: UnknownModelError naming the known ones
+    return FacePipeline(**settings, quality=quality, min_quality=min_quality)
 
 
 def _check_buildable(kind: str, factory: Any, name: str) -> None:
@@ -150,15 +177,29 @@ def enroll(
     workers: WorkersOpt = 1,
     detector: DetectorOpt = None,
     embedder: EmbedderOpt = None,
+    quality: QualityOpt = None,
+    min_quality: Annotated[
+        float | None,
+        typer.Option(
+            "--min-quality", help="Refuse faces below this quality (0-100) as failures to enrol; needs --quality."
+        ),
+    ] = None,
+    select: Annotated[
+        str,
+        typer.Option(
+            "--select",
+            help="largest or central face of each image, or best: only each subject's best image (needs --quality).",
+        ),
+    ] = "largest",
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Enrol the main face of each image: `enroll G ada a1.jpg a2.jpg` or `enroll G --folders people/`."""
+    """Enrol the main face of each image: `enroll G ada a1.jpg a2.jpg` or `enroll G --folders people/`.
+
+    With --quality, each template stores its face's quality (0-100)."""
     pairs = _enrol_pairs(args, folders)
-    with (
-        _open(gallery, backend, pipeline=_pipeline(detector, embedder)) as g,
-        progress_bar(len(pairs), "enrolling") as advance,
-    ):
+    with _open(gallery, backend) as g, progress_bar(len(pairs), "enrolling") as advance:
+        pipe = _pipeline(detector, embedder, quality=quality, min_quality=min_quality, stored=g.settings.pipeline)
         done = 0
 
         def hook(n: int, _total: int | None) -> None:
@@ -166,7 +207,14 @@ def enroll(
             advance(n - done)
             done = n
 
-        rep = g.enroll_images(pairs, workers=workers or None, progress=hook, total=len(pairs))
+        rep = g.enroll_images(
+            pairs,
+            pipeline=pipe,
+            select=select,  # type: ignore[arg-type]
+            workers=workers or None,
+            progress=hook,
+            total=len(pairs),
+        )
     _out(
         rep.to_dict(),
         json_out,
@@ -198,6 +246,13 @@ def identify(
     threshold: ThresholdOpt = None,
     closed_set: Annotated[bool, typer.Option("--closed-set", help="Rank without a threshold.")] = False,
     strategy: StrategyOpt = None,
+    min_template_quality: Annotated[
+        float | None,
+        typer.Option(
+            "--min-template-quality",
+            help="Leave out templates whose stored quality is below this (0-100); those without one are kept.",
+        ),
+    ] = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -208,7 +263,13 @@ def identify(
     with _open(gallery, backend) as g:
         for p in iter_images(probes):
             try:
-                r = g.identify(p, k, threshold=-math.inf if closed_set else threshold, strategy=strategy)  # type: ignore[arg-type]
+                r = g.identify(
+                    p,
+                    k,
+                    threshold=-math.inf if closed_set else threshold,
+                    strategy=strategy,  # type: ignore[arg-type]
+                    min_template_quality=min_template_quality,
+                )
             except (ImageError, NoFaceError) as exc:  # report and go on with the other probes
                 emit_error_line(str(p), exc)
                 bad += isinstance(exc, ImageError)

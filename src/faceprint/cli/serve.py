@@ -28,6 +28,23 @@ DataDirOpt = Annotated[
     ),
 ]
 
+QualityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--quality",
+        help="Assess every face's quality with this assessor (fiqa-fast: a few ms per face; fiqa) and return "
+        "it in the responses; templates store it. Default: $FACEPRINT_QUALITY, else off.",
+    ),
+]
+MinQualityOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-quality",
+        help="With --quality: refuse to enrol faces below this (0-100) and flag such probes. "
+        "Default: $FACEPRINT_MIN_QUALITY.",
+    ),
+]
+
 keys_app = typer.Typer(
     help="Manage the service's API keys (stored as salted scrypt hashes in DATA_DIR/keys.sqlite).",
     no_args_is_help=True,
@@ -74,6 +91,8 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     data_dir: DataDirOpt = None,
     workers: Annotated[int, typer.Option(help="Inference worker processes (0: one per core).", min=0)] = 0,
+    quality: QualityOpt = None,
+    min_quality: MinQualityOpt = None,
     print_openapi: Annotated[
         bool,
         typer.Option("--print-openapi", help="Print the OpenAPI document and exit (regenerates service/openapi.json)."),
@@ -95,7 +114,8 @@ def serve(
 
     from ..service.app import create_app, prepare
 
-    settings = _settings(data_dir, **({"workers": workers} if workers else {}))
+    given = {"workers": workers or None, "quality": quality, "min_quality": min_quality}
+    settings = _settings(data_dir, **{k: v for k, v in given.items() if v is not None})
     had_keys = settings.keys_db.exists()
     app = create_app(settings)  # checks the data folder and opens the key store (exit 7 if damaged)
     _check_can_listen(host, port)

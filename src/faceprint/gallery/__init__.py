@@ -34,6 +34,7 @@ from .spec import IndexSpec
 from .store import Change, GalleryIndex, TemplateStore
 from .values import (
     Candidate,
+    EnrolledTemplates,
     EnrollFailure,
     EnrollReport,
     GallerySettings,
@@ -67,6 +68,7 @@ __all__ = [
     "OpenSetCalibration",
     "EnrollReport",
     "EnrollFailure",
+    "EnrolledTemplates",
     "MigrationReport",
     "ScoreStrategy",
     "fpir_threshold",
@@ -113,7 +115,7 @@ def open_gallery(
             it also fixes the gallery's model and is remembered for later sessions.
         keep_source_images: (creation) keep enrolled images so :meth:`Gallery.migrate` can
             re-embed them with a new model.
-        strategy: (creation) subject score, ``"max"`` or ``"mean"`` of its templates' scores.
+        strategy: (creation) subject score, ``"max"`` or ``"mean"`` of its templates' scores, or ``"quality-mean"``.
         options: backend options (see :class:`SqliteGallery` and :class:`MilvusGallery`).
     """
     kind = backend or backend_for(uri_or_path)

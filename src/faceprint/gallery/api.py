@@ -52,7 +52,7 @@ class Gallery(IdentificationMixin, TransferMixin):
         pipeline: the FacePipeline to enrol/search images with in this session; when the store
             is new, it also fixes the gallery's model and is remembered for later sessions.
         keep_source_images: (new store) keep enrolled images so :meth:`migrate` can re-embed them.
-        strategy: (new store) subject score, ``"max"`` or ``"mean"`` of its templates' scores.
+        strategy: (new store) subject score, ``"max"`` or ``"mean"`` of its templates' scores, or ``"quality-mean"``.
         index_spec: (new store) the index spec (:mod:`faceprint.gallery.spec`).
         image_dir: folder for kept source images.
     """

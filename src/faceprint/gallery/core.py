@@ -72,7 +72,7 @@ def creation_settings(
 ) -> GallerySettings:
     """The settings a new gallery starts with."""
     if strategy is not None and strategy not in STRATEGIES:
-        raise ConfigurationError(f"unknown scoring strategy {strategy!r}; use 'max' or 'mean'")
+        raise ConfigurationError(f"unknown scoring strategy {strategy!r}; use 'max', 'mean' or 'quality-mean'")
     s = GallerySettings(keep_source_images=bool(keep_source_images), strategy=strategy or "max")
     s.index = str(IndexSpec.parse(index))
     if pipeline is not None:
@@ -265,7 +265,7 @@ class GalleryCore:
     @staticmethod
     def _check_strategy(strategy: str) -> str:
         if strategy not in STRATEGIES:
-            raise ConfigurationError(f"unknown scoring strategy {strategy!r}; use 'max' or 'mean'")
+            raise ConfigurationError(f"unknown scoring strategy {strategy!r}; use 'max', 'mean' or 'quality-mean'")
         return strategy
 
     def _check_model_tag(self, model: str, dim: int | None, *, what: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -12,21 +13,27 @@ import numpy as np
 import numpy.typing as npt
 
 from ..batch import ProgressHook
-from ..errors import ConfigurationError, EmbeddingMismatchError, FaceprintError, NoFaceError
+from ..errors import ConfigurationError, EmbeddingMismatchError, FaceprintError, LowQualityError, NoFaceError
 from ..types import BBox, Embedding
 from . import images
 from .core import GalleryCore, as_matrix
 from .images import is_single_source as _single_source
 from .images import source_bytes as _source_bytes
 from .names import check_stored_name
-from .values import EnrollFailure, EnrollReport, NewTemplate, Template, bbox_tuple
+from .values import EnrolledTemplates, EnrollFailure, EnrollReport, NewTemplate, Template, bbox_tuple
 
 if TYPE_CHECKING:
     from ..io import ImageSource
     from ..pipeline import FacePipeline
     from ..types import Face
 
-__all__ = ["EnrolmentMixin", "DEFAULT_BATCH", "ProgressHook"]
+__all__ = ["EnrolmentMixin", "DEFAULT_BATCH", "ProgressHook", "EnrolSelection"]
+
+log = logging.getLogger(__name__)
+
+#: which face of each image to enrol (``"largest"``, ``"central"``), or ``"best"``: only the best
+#: image of the subject, by the pipeline's unified quality
+EnrolSelection = Literal["largest", "central", "best"]
 
 
 #: Templates per enrolment transaction in the bulk methods.
@@ -93,17 +100,33 @@ class EnrolmentMixin(GalleryCore):
         images: ImageSource | Sequence[ImageSource],
         *,
         pipeline: FacePipeline | None = None,
-        select: Literal["largest", "central"] = "largest",
+        select: EnrolSelection = "largest",
         quality: float | Sequence[float | None] | None = None,
         metadata: Mapping[str, Any] | None = None,
         subject_metadata: Mapping[str, Any] | None = None,
-    ) -> list[Template]:
+    ) -> EnrolledTemplates:
         """Enrol the main face of each image as a template of ``subject``, in one transaction.
 
         ``pipeline`` defaults to the one the gallery was built with (its stored settings), or the
         default :class:`~faceprint.FacePipeline` for a new gallery. Raises
         :class:`~faceprint.errors.NoFaceError` (nothing is written) when an image has no face.
         Each template's metadata records the image's name under ``"image"``.
+
+        Quality, when the pipeline has a quality assessor (``FacePipeline(quality="fiqa")``):
+
+        - each template stores its face's unified quality (0-100); an explicit ``quality``
+          (one number, or one per image) wins;
+        - a face below the pipeline's ``min_quality`` is a failure to enrol: that image is
+          reported in the result's ``failed`` (a :class:`~faceprint.errors.LowQualityError` naming
+          the weak components) and the other images are enrolled; when none is left, nothing is
+          written (the subject is not created);
+        - ``select="best"`` enrols only the best image: the largest face of highest unified
+          quality among all of them (the choice of :meth:`FacePipeline.best_shot
+          <faceprint.pipeline.FacePipeline.best_shot>`, the earliest on a tie). Images without a
+          usable face are then reported in ``failed`` rather than raised; NoFaceError only when
+          none of them has a face. Needs a quality assessor (ConfigurationError otherwise).
+
+        Returns the templates added, a list with ``failed`` (see :class:`EnrolledTemplates`).
         """
         pipe = self._image_pipeline(pipeline)
         srcs: list[Any] = [images] if _single_source(images) else list(images)  # type: ignore[arg-type]
@@ -112,19 +135,41 @@ class EnrolmentMixin(GalleryCore):
         quals = [quality] * len(srcs) if quality is None or isinstance(quality, (int, float)) else list(quality)
         if len(quals) != len(srcs):
             raise ConfigurationError(f"quality has {len(quals)} entries for {len(srcs)} images")
-        rows = []
+        check_stored_name(subject)
+        best_only = select == "best"
+        if best_only:
+            _need_assessor(pipe)
+        rows: list[NewTemplate] = []
+        failed: list[EnrollFailure] = []
+        chosen: _Shot | None = None
         for src, q in zip(srcs, quals, strict=True):
             data, label, suffix = _source_bytes(src)
-            face = pipe.embed_one(data if data is not None else src, select=select)
-            rows.append(self._row_from_face(subject, face, data, label, suffix, q, metadata))
-        return self._commit(rows, {subject: dict(subject_metadata or {})})
+            try:
+                face = pipe.embed_one(data if data is not None else src, select=_one_face(select))
+            except FaceprintError as exc:
+                if not (best_only or isinstance(exc, LowQualityError)):
+                    raise
+                failed.append(EnrollFailure.of(subject, label, exc))
+                continue
+            if not best_only:
+                rows.append(self._row_from_face(subject, face, data, label, suffix, q, metadata))
+            elif chosen is None or _better(face, chosen[0]):
+                chosen = (face, data, label, suffix, q)
+        if chosen is not None:
+            rows.append(self._row_from_face(subject, *chosen, metadata))
+        elif best_only and not any(isinstance(f.exception, LowQualityError) for f in failed):
+            raise NoFaceError(f"none of the {len(srcs)} images of {subject!r} has a usable face")
+        for f in failed:
+            log.warning("not enrolled: %s of %r: %s", f.image, f.subject, f.error)
+        templates = self._commit(rows, {subject: dict(subject_metadata or {})}) if rows else []
+        return EnrolledTemplates(templates, failed)
 
     def enroll_images(
         self,
         items: Iterable[tuple[str, ImageSource]],
         *,
         pipeline: FacePipeline | None = None,
-        select: Literal["largest", "central"] = "largest",
+        select: EnrolSelection = "largest",
         workers: int | None = 1,
         batch_size: int = 256,
         progress: ProgressHook | None = None,
@@ -132,10 +177,20 @@ class EnrolmentMixin(GalleryCore):
     ) -> EnrollReport:
         """Bulk-enrol ``(subject, image)`` pairs: embedded with ``pipeline.embed_many`` (``workers``
         processes), written one transaction per ``batch_size`` images. Images that fail or show no
-        face are reported in the result, not raised."""
+        face are reported in the result, not raised.
+
+        With a quality assessor in the pipeline, templates store their face's quality, and faces
+        below its ``min_quality`` are reported as failures to enrol. ``select="best"`` enrols one
+        template per subject: its image whose largest face has the highest quality (as
+        :meth:`enroll`); they are written at the end, and until then the best image of each
+        subject is held in memory.
+        """
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be ≥ 1, got {batch_size}")
         pipe = self._image_pipeline(pipeline)
+        best_only = select == "best"
+        if best_only:
+            _need_assessor(pipe)
         failed: list[EnrollFailure] = []
         added = 0
         touched: set[str] = set()
@@ -148,6 +203,7 @@ class EnrolmentMixin(GalleryCore):
                 yield data if data is not None else src
 
         rows: list[NewTemplate] = []
+        best: dict[str, _Shot] = {}
 
         def flush() -> None:
             nonlocal added, rows
@@ -157,13 +213,22 @@ class EnrolmentMixin(GalleryCore):
                 touched.update(r.subject for r in rows)
                 rows = []
 
-        for res in pipe.embed_many(inputs(), select=select, workers=workers, progress=progress, total=total):
+        faces = pipe.embed_many(inputs(), select=_one_face(select), workers=workers, progress=progress, total=total)
+        for res in faces:
             subj, data, label, suffix = pending.popleft()
             if res.error is not None or not res.faces:
                 err = res.error if res.error is not None else NoFaceError(f"no face found in {label}")
                 failed.append(EnrollFailure.of(subj, label, err))
-            else:
-                rows.append(self._row_from_face(subj, res.faces[0], data, label, suffix, None, None))
+                continue
+            face = res.faces[0]
+            if not best_only:
+                rows.append(self._row_from_face(subj, face, data, label, suffix, None, None))
+            elif subj not in best or _better(face, best[subj][0]):
+                best[subj] = (face, data, label, suffix, None)
+            if len(rows) >= batch_size:
+                flush()
+        for subj, shot in best.items():
+            rows.append(self._row_from_face(subj, *shot, None))
             if len(rows) >= batch_size:
                 flush()
         flush()
@@ -229,7 +294,7 @@ class EnrolmentMixin(GalleryCore):
             model=face.embedding.model,
             image_sha256=sha,
             bbox=bbox_tuple(face.detection.bbox),
-            quality=None if quality is None else float(quality),
+            quality=float(quality) if quality is not None else face.quality.quality if face.quality else None,
             metadata=md,
             source=source,
             created=time.time(),
@@ -285,6 +350,30 @@ class EnrolmentMixin(GalleryCore):
             for name in {r.subject for r in rows}:
                 check_stored_name(name)
         return rows[0].model, dims.pop()
+
+
+def _one_face(select: EnrolSelection) -> Literal["largest", "central"]:
+    """The face of each image to use: ``select="best"`` compares the images' largest faces."""
+    if select not in ("largest", "central", "best"):
+        raise ConfigurationError(f"select must be 'largest', 'central' or 'best', got {select!r}")
+    return "largest" if select == "best" else select  # type: ignore[return-value]
+
+
+def _need_assessor(pipe: FacePipeline) -> None:
+    if getattr(pipe, "quality", None) is None:
+        raise ConfigurationError(
+            "select='best' picks images by quality and needs a pipeline with a quality assessor: "
+            "pass pipeline=FacePipeline(quality='fiqa') (or 'fiqa-fast')"
+        )
+
+
+#: a candidate of select="best": the face and its image's bytes, name, suffix and explicit quality
+_Shot = tuple["Face", bytes | None, str, str, float | None]
+
+
+def _better(face: Face, than: Face) -> bool:
+    """Whether ``face`` has a strictly higher unified quality than ``than`` (the earlier image wins a tie)."""
+    return (face.quality.quality if face.quality else -1.0) > (than.quality.quality if than.quality else -1.0)
 
 
 def _matrix_and_models(

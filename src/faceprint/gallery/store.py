@@ -116,6 +116,11 @@ class TemplateStore(Protocol):
         """subject id → name, for the ids that exist."""
         ...
 
+    def template_qualities(self, template_ids: Sequence[int]) -> dict[int, float | None]:
+        """template id → its stored quality (None when it has none), for the ids that exist.
+        Read after a search, to filter or weight its hits by quality."""
+        ...
+
     def subject_vectors(
         self, subject_ids: Sequence[int]
     ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:

@@ -27,6 +27,7 @@ __all__ = [
     "OpenSetCalibration",
     "EnrollReport",
     "EnrollFailure",
+    "EnrolledTemplates",
     "MigrationReport",
     "GallerySettings",
     "NewTemplate",
@@ -36,8 +37,10 @@ __all__ = [
     "bbox_tuple",
 ]
 
-ScoreStrategy = Literal["max", "mean"]
-STRATEGIES: tuple[str, ...] = ("max", "mean")
+ScoreStrategy = Literal["max", "mean", "quality-mean"]
+#: a subject's score: the max or the mean of its templates' scores, or that mean weighted by
+#: each template's stored quality (:func:`faceprint.gallery.ranking.template_weights`)
+STRATEGIES: tuple[str, ...] = ("max", "mean", "quality-mean")
 
 
 def _iso(ts: float | None) -> str | None:
@@ -224,6 +227,24 @@ class EnrollReport:
             "subjects": self.subjects,
             "failed": [{"subject": f.subject, "image": f.image, "error": f.error} for f in self.failed],
         }
+
+
+class EnrolledTemplates(list[Template]):
+    """What :meth:`Gallery.enroll` returns: the templates it added (a plain list of
+    :class:`Template`, as always) and, in ``failed``, the images it did not enrol without raising:
+    faces below the pipeline's ``min_quality`` (:class:`~faceprint.errors.LowQualityError`, a
+    failure to enrol) and, with ``select="best"``, images without a usable face."""
+
+    failed: list[EnrollFailure]
+
+    def __init__(self, templates: Sequence[Template] = (), failed: Sequence[EnrollFailure] = ()) -> None:
+        super().__init__(templates)
+        self.failed = list(failed)
+
+    @property
+    def report(self) -> EnrollReport:
+        """The same as an :class:`EnrollReport` (templates added, subjects touched, failures)."""
+        return EnrollReport(len(self), len({t.subject for t in self}), list(self.failed))
 
 
 @dataclass(frozen=True, slots=True)

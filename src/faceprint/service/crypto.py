@@ -73,6 +73,7 @@ class SealedTemplate:
     vector: npt.NDArray[np.float32]
     bbox: list[float] | None
     created: float
+    quality: float | None = None
 
 
 class EncryptedTemplateStore:
@@ -105,6 +106,8 @@ class EncryptedTemplateStore:
                 CREATE INDEX IF NOT EXISTS templates_gallery_subject ON templates(gallery, subject);
                 """
             )
+            if "quality" not in {r[1] for r in db.execute("PRAGMA table_info(templates)")}:
+                db.execute("ALTER TABLE templates ADD COLUMN quality REAL")  # stores of faceprint < 0.2
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -151,15 +154,18 @@ class EncryptedTemplateStore:
         model: str,
         vectors: Sequence[npt.NDArray[np.float32]],
         bboxes: Sequence[list[float] | None],
+        qualities: Sequence[float | None] | None = None,
     ) -> list[int]:
         ctx = _context(gallery, subject, model)
         now = time.time()
         ids = []
+        quals = list(qualities) if qualities is not None else [None] * len(vectors)
         with self._db() as db:
-            for v, b in zip(vectors, bboxes, strict=True):
+            for v, b, q in zip(vectors, bboxes, quals, strict=True):
                 cur = db.execute(
-                    "INSERT INTO templates(gallery, subject, model, sealed, bbox, created) VALUES (?, ?, ?, ?, ?, ?)",
-                    (gallery, subject, model, self.cipher.seal(v, ctx), None if b is None else json.dumps(b), now),
+                    "INSERT INTO templates(gallery, subject, model, sealed, bbox, created, quality) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (gallery, subject, model, self.cipher.seal(v, ctx), None if b is None else json.dumps(b), now, q),
                 )
                 ids.append(int(cur.lastrowid or 0))
         return ids
@@ -177,11 +183,19 @@ class EncryptedTemplateStore:
     def load(self, gallery: str) -> Iterator[SealedTemplate]:
         with self._db() as db:
             rows = db.execute(
-                "SELECT id, subject, model, sealed, bbox, created FROM templates WHERE gallery = ? ORDER BY id",
+                "SELECT id, subject, model, sealed, bbox, created, quality FROM templates "
+                "WHERE gallery = ? ORDER BY id",
                 (gallery,),
             ).fetchall()
-        for tid, subject, model, sealed, bbox, created in rows:
+        for tid, subject, model, sealed, bbox, created, quality in rows:
             vec = self.cipher.open(bytes(sealed), _context(gallery, subject, model))
             yield SealedTemplate(
-                int(tid), gallery, subject, model, vec, None if bbox is None else json.loads(bbox), float(created)
+                int(tid),
+                gallery,
+                subject,
+                model,
+                vec,
+                None if bbox is None else json.loads(bbox),
+                float(created),
+                None if quality is None else float(quality),
             )

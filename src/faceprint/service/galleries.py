@@ -44,8 +44,7 @@ from ..errors import (
     GalleryNotFoundError,
     SubjectNotFoundError,
 )
-from ..gallery import Gallery, IdentifyResult, Subject, Template, open_gallery
-from ..gallery.base import split_model_tag
+from ..gallery import Gallery, IdentifyResult, Subject, Template, open_gallery, split_model_tag
 from ..gallery.files import remove_gallery
 from ..types import BBox, Decision, Embedding, Face
 from .auth import GALLERY_NAME_RE
@@ -310,9 +309,12 @@ class GalleryManager:
         *,
         bboxes: Sequence[BBox],
         image_sha256: Sequence[str],
+        qualities: Sequence[float | None] | None = None,
     ) -> list[Template]:
-        """Add templates computed by the service's pipeline (one transaction; the vault too when encrypted)."""
+        """Add templates computed by the service's pipeline (one transaction; the vault too when
+        encrypted), with their faces' quality when the service assesses it."""
         g = self.get(name)
+        quals = list(qualities) if qualities is not None else [None] * len(embeddings)
         try:
             with self.guard(name):
                 templates = g.enroll_embeddings(
@@ -320,6 +322,7 @@ class GalleryManager:
                     list(embeddings),
                     bboxes=list(bboxes),
                     image_sha256=None if self.encrypted else list(image_sha256),
+                    qualities=quals,
                 )
         except EmbeddingMismatchError:
             raise EmbeddingMismatchError(
@@ -328,7 +331,12 @@ class GalleryManager:
         if self.vault is not None:
             try:
                 self.vault.add(
-                    name, subject, embeddings[0].model, [e.vector for e in embeddings], [b.as_list() for b in bboxes]
+                    name,
+                    subject,
+                    embeddings[0].model,
+                    [e.vector for e in embeddings],
+                    [b.as_list() for b in bboxes],
+                    quals,
                 )
             except BaseException:
                 g.remove_templates([t.id for t in templates])
@@ -362,15 +370,25 @@ class GalleryManager:
     # --- search ---------------------------------------------------------------------------
 
     def identify(
-        self, name: str, probe: Embedding, k: int, threshold: float | None, *, floor: bool = False
+        self,
+        name: str,
+        probe: Embedding,
+        k: int,
+        threshold: float | None,
+        *,
+        floor: bool = False,
+        min_template_quality: float | None = None,
     ) -> IdentifyResult:
         """Top-``k`` search. With ``floor`` (keys below admin), ``threshold`` may raise the gallery's
         own operating threshold but not lower it: a lower value is raised to it, and
-        ``threshold_source`` says so. Without that, a low threshold would list every subject."""
+        ``threshold_source`` says so. Without that, a low threshold would list every subject.
+        ``min_template_quality``: as :meth:`Gallery.identify` (it only ever removes candidates)."""
         g = self.get(name)
         try:
             with self.guard(name):
-                r = g.identify(probe, k, threshold=None if floor else threshold)
+                r = g.identify(
+                    probe, k, threshold=None if floor else threshold, min_template_quality=min_template_quality
+                )
         except EmbeddingMismatchError:
             raise EmbeddingMismatchError(f"gallery {name!r} holds templates of {g.model}, not {probe.model}") from None
         if not floor or threshold is None:
@@ -416,6 +434,7 @@ class GalleryManager:
                 subject,
                 [Embedding(r.vector, model_id, version) for r in rows],
                 bboxes=[r.bbox for r in rows],
+                qualities=[r.quality for r in rows],
             )
         log.info("restored gallery %r: %d subjects from encrypted templates", name, len(by_subject))
 
@@ -445,6 +464,8 @@ class _FoundFaces:
             raise ConfigurationError("no faces to enrol")
         self._faces = iter(faces)
         self.embedder = SimpleNamespace(model_id=first.model_id, model_version=first.model_version, dim=first.dim)
+        self.model_tag = first.model
+        self.quality = None  # the workers assessed (and gated) the faces already; their reports come with them
         self.detector_spec = settings.detector
         self.embedder_spec = settings.embedder
         self.detector_options = dict(settings.detector_options)

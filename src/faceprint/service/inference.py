@@ -62,13 +62,23 @@ class PipelineSpec:
     detector_options: dict[str, Any] = field(default_factory=dict)
     embedder_options: dict[str, Any] = field(default_factory=dict)
     max_pixels: int | None = None
+    quality: str | None = None
+    min_quality: float | None = None
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> PipelineSpec:
         emb_opts: dict[str, Any] = dict(settings.embedder_options)
         if "threads" not in emb_opts and settings.embedder.endswith("onnx") and settings.worker_count > 1:
             emb_opts["threads"] = 1  # the workers already use every core between them
-        return cls(settings.detector, settings.embedder, dict(settings.detector_options), emb_opts, settings.max_pixels)
+        return cls(
+            settings.detector,
+            settings.embedder,
+            dict(settings.detector_options),
+            emb_opts,
+            settings.max_pixels,
+            settings.quality,
+            settings.min_quality,
+        )
 
     def build(self) -> FacePipeline:
         return FacePipeline(
@@ -77,6 +87,8 @@ class PipelineSpec:
             detector_options=self.detector_options,
             embedder_options=self.embedder_options,
             max_pixels=self.max_pixels,
+            quality=self.quality,
+            min_quality=self.min_quality,
         )
 
 
@@ -89,7 +101,15 @@ def build_pipelines(settings: ServiceSettings) -> list[FacePipeline]:
     pipes = [first]
     for _ in range(n - 1):
         det = detectors.create(settings.detector, **settings.detector_options)
-        pipes.append(FacePipeline(det, first.embedder, max_pixels=settings.max_pixels))
+        pipes.append(
+            FacePipeline(
+                det,
+                first.embedder,
+                max_pixels=settings.max_pixels,
+                quality=first.quality,
+                min_quality=settings.min_quality,
+            )
+        )
     return pipes
 
 
@@ -99,6 +119,8 @@ def _describe(pipe: FacePipeline) -> dict[str, Any]:
         "model": model_tag(e),
         "embedder_model_id": e.model_id,
         "detector": getattr(pipe.detector, "name", type(pipe.detector).__name__),
+        "quality": getattr(getattr(pipe, "quality", None), "name", None),
+        "min_quality": getattr(pipe, "min_quality", None),
     }
 
 
@@ -290,6 +312,9 @@ class InferencePool:
         self.model: str = info["model"]
         self.embedder_model_id: str = info["embedder_model_id"]
         self.detector_name: str = info["detector"]
+        #: the workers' quality assessor (None: off) and quality gate (see ServiceSettings.quality)
+        self.quality: str | None = info.get("quality")
+        self.min_quality: float | None = info.get("min_quality")
         self._workers = workers
         self._free: asyncio.Queue[_Worker] | None = None
         self._couriers = ThreadPoolExecutor(max_workers=2 * len(workers), thread_name_prefix="faceprint-courier")

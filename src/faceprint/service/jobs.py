@@ -14,6 +14,7 @@ from ..embedding.base import model_tag
 from ..errors import FaceprintError, NoFaceError
 from ..models import OperatingPoint
 from ..pipeline import FacePipeline, select_faces
+from ..quality.select import flag, refuse_low_quality
 from ..scoring import decide
 from ..types import Embedding, Face
 from .schemas import (
@@ -29,7 +30,18 @@ from .schemas import (
 )
 from .uploads import decode_image
 
-__all__ = ["detect", "embed", "verify", "explain", "probe", "enrol_faces", "faces_of", "main_face", "embedding_of"]
+__all__ = [
+    "detect",
+    "embed",
+    "verify",
+    "explain",
+    "probe",
+    "enrol_faces",
+    "faces_of",
+    "main_face",
+    "embedding_of",
+    "quality_flags",
+]
 
 Select = Literal["all", "largest", "central"]
 
@@ -42,10 +54,21 @@ def embedding_of(face: Face) -> Embedding:
 
 
 def faces_of(pipe: FacePipeline, img: npt.NDArray[np.uint8], select: str, *, embed: bool) -> list[Face]:
+    """The faces of a decoded photo: embedded, or (``embed=False``) only detected; each with its
+    quality when the pipeline has a quality assessor (faces without landmarks cannot be assessed)."""
     dets = select_faces(pipe.detector.detect(img), img.shape, select)  # type: ignore[arg-type]
-    if not embed:
+    if embed:
+        return pipe.embed_detections(img, dets)
+    if pipe.quality is None:
         return [Face(d) for d in dets]
-    return pipe.embed_detections(img, dets)
+    usable = [d for d in dets if d.landmarks is not None]
+    reports = dict(zip(map(id, usable), pipe.quality.assess_batch([img] * len(usable), usable), strict=True))
+    return [Face(d, quality=reports.get(id(d))) for d in dets]
+
+
+def quality_flags(min_quality: float | None, **faces: Face) -> list[str]:
+    """A line for each face below ``min_quality`` (keyword: the name the line gives it)."""
+    return [m for what, f in faces.items() if (m := flag(f.quality, min_quality, what.replace("_", " ")))]
 
 
 def main_face(pipe: FacePipeline, img: npt.NDArray[np.uint8], field: str, select: str) -> Face:
@@ -68,7 +91,7 @@ def embed(pipe: FacePipeline, data: bytes, select: Select, max_pixels: int) -> E
     out = []
     for f in faces_of(pipe, img, select, embed=True):
         assert f.embedding is not None
-        out.append(EmbedFace(**f.detection.to_dict(), embedding=[float(x) for x in f.embedding.vector]))
+        out.append(EmbedFace(**FaceOut.fields_of(f), embedding=[float(x) for x in f.embedding.vector]))
     e = pipe.embedder
     return EmbedResponse(
         model=model_tag(e),
@@ -94,6 +117,7 @@ def verify(
         face_b=FaceOut.from_face(fb),
         image_a=ImageSize(width=int(img_a.shape[1]), height=int(img_a.shape[0])),
         image_b=ImageSize(width=int(img_b.shape[1]), height=int(img_b.shape[0])),
+        flags=quality_flags(pipe.min_quality, image_a=fa, image_b=fb),
     )
 
 
@@ -149,5 +173,10 @@ def probe(pipe: FacePipeline, data: bytes, field: str, select: str, max_pixels: 
 
 
 def enrol_faces(pipe: FacePipeline, images: list[bytes], select: str, max_pixels: int) -> list[tuple[Face, int, int]]:
-    """:func:`probe` of every photo of an enrolment (all must show a face)."""
-    return [probe(pipe, data, f"images[{i}]", select, max_pixels) for i, data in enumerate(images)]
+    """:func:`probe` of every photo of an enrolment: all must show a face, of at least the
+    pipeline's ``min_quality`` (:class:`~faceprint.errors.LowQualityError` otherwise)."""
+    out = []
+    for i, data in enumerate(images):
+        face, w, h = probe(pipe, data, f"images[{i}]", select, max_pixels)
+        out.append((refuse_low_quality(face, pipe.min_quality, f"images[{i}]"), w, h))
+    return out

@@ -7,11 +7,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..pipeline import ImageResult
-from ..types import Decision, Face
+from ..types import Decision, Face, QualityReport
 
 __all__ = [
     "Problem",
     "ValidationIssue",
+    "QualityComponentOut",
+    "QualityOut",
     "FaceOut",
     "DetectResponse",
     "EmbedFace",
@@ -57,16 +59,50 @@ class Problem(BaseModel):
     errors: list[ValidationIssue] | None = None
 
 
+class QualityComponentOut(BaseModel):
+    value: float = Field(description="the native measurement, in its own unit (pixels, degrees, a fraction…)")
+    quality: float = Field(description="that value mapped to 0-100 (higher is better)")
+
+
+class QualityOut(BaseModel):
+    """Face image quality in the manner of ISO/IEC 29794-5 (see ``faceprint quality``)."""
+
+    quality: float = Field(description="unified quality 0-100: higher predicts fewer recognition errors")
+    components: dict[str, QualityComponentOut] = Field(
+        description="measured components (inter-eye distance, sharpness, exposure, pose, compression, noise, crop…)"
+    )
+    assessor: str = Field(description="the assessor and model version that made the report, e.g. fiqa-fast@1")
+    reasons: list[str] = Field(
+        default_factory=list, description="the weakest components in words (e.g. 'blurred', 'yaw 38°')"
+    )
+
+    @classmethod
+    def from_report(cls, report: QualityReport) -> QualityOut:
+        from ..quality.select import reasons
+
+        d = report.to_dict()
+        return cls(**d, reasons=reasons(report))
+
+
 class FaceOut(BaseModel):
     bbox: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the decoded (EXIF-rotated) image")
     score: float
     landmarks: list[list[float]] | None = Field(None, description="5 points [x, y]")
     landmark_scheme: str | None = None
     detector: str = ""
+    quality: QualityOut | None = Field(
+        None, description="the face's image quality, when the server runs a quality assessor (FACEPRINT_QUALITY)"
+    )
+
+    @staticmethod
+    def fields_of(face: Face) -> dict[str, Any]:
+        """The fields of a face: its detection and, when assessed, its quality."""
+        q = None if face.quality is None else QualityOut.from_report(face.quality)
+        return {**face.detection.to_dict(), "quality": q}
 
     @classmethod
     def from_face(cls, face: Face) -> FaceOut:
-        return cls(**face.detection.to_dict())
+        return cls(**cls.fields_of(face))
 
 
 class DetectResponse(BaseModel):
@@ -91,7 +127,7 @@ class EmbedResponse(BaseModel):
         faces = []
         for f in result.faces:
             assert f.embedding is not None
-            faces.append(EmbedFace(**f.detection.to_dict(), embedding=[float(x) for x in f.embedding.vector]))
+            faces.append(EmbedFace(**FaceOut.fields_of(f), embedding=[float(x) for x in f.embedding.vector]))
         return cls(model=model, dim=dim, width=result.width, height=result.height, faces=faces)
 
 
@@ -126,6 +162,11 @@ class VerifyResponse(DecisionOut):
     face_b: FaceOut
     image_a: ImageSize
     image_b: ImageSize
+    flags: list[str] = Field(
+        default_factory=list,
+        description="a face below the server's min_quality, and why (e.g. 'image a: quality 31 below 40 (blurred)'); "
+        "it is compared all the same",
+    )
 
 
 class Health(BaseModel):
@@ -140,6 +181,7 @@ class Readiness(BaseModel):
     pending: int | None = None
     gallery: bool = Field(False, description="whether gallery routes are available")
     template_encryption: bool = False
+    quality: str | None = Field(None, description="the quality assessor faces are assessed with (null: off)")
 
 
 # --- galleries -------------------------------------------------------------------------------
@@ -218,6 +260,11 @@ class IdentifyResponse(BaseModel):
     face: FaceOut
     width: int
     height: int
+    flags: list[str] = Field(
+        default_factory=list,
+        description="a face below the server's min_quality, and why (e.g. 'image a: quality 31 below 40 (blurred)'); "
+        "it is compared all the same",
+    )
 
 
 class SubjectVerifyResponse(DecisionOut):
@@ -226,6 +273,11 @@ class SubjectVerifyResponse(DecisionOut):
     face: FaceOut
     width: int
     height: int
+    flags: list[str] = Field(
+        default_factory=list,
+        description="a face below the server's min_quality, and why (e.g. 'image a: quality 31 below 40 (blurred)'); "
+        "it is compared all the same",
+    )
 
 
 class Deleted(BaseModel):

@@ -86,6 +86,12 @@ class ServiceSettings:
             (default False: only templates are stored; uploads are never written to disk).
         shutdown_timeout_s: how long a shutdown waits for in-flight enrolments.
         enable_web_page: serve the small web client at ``/``.
+        quality: a quality assessor (``"fiqa-fast"``: a few ms per face; ``"fiqa"``: about six
+            embeddings per face) that the inference workers run on every face: detect, embed,
+            verify and identify responses then carry each face's ``quality`` (0-100 and its
+            components), and enrolment stores it with each template. None (default): off.
+        min_quality: with ``quality``, enrolment refuses a photo whose face is below it (422
+            ``low_quality``, nothing enrolled), and verify/identify flag such a probe in ``flags``.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -111,6 +117,8 @@ class ServiceSettings:
     keep_source_images: bool = False
     shutdown_timeout_s: float = 30.0
     enable_web_page: bool = True
+    quality: str | None = None
+    min_quality: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -138,6 +146,18 @@ class ServiceSettings:
             raise ConfigurationError("rate_limit_burst and auth_failures_per_minute must be at least 1")
         if self.template_key is not None and len(self.template_key) != 32:
             raise ConfigurationError("template_key must be 32 bytes (AES-256-GCM)")
+        if self.quality is not None:
+            from ..registry import quality_assessors
+
+            quality_assessors.get(self.quality)  # an unknown name: UnknownModelError naming the known ones
+        if self.min_quality is not None:
+            from ..quality.select import check_min_quality
+
+            check_min_quality(self.min_quality)
+            if self.quality is None:
+                raise ConfigurationError(
+                    "min_quality needs a quality assessor: set quality (FACEPRINT_QUALITY=fiqa-fast)"
+                )
 
     @property
     def worker_count(self) -> int:

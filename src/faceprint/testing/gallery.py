@@ -327,6 +327,42 @@ def check_verify_against_a_claimed_subject(backend: GalleryBackend) -> None:
             g.verify(emb(x[0]), "ada")  # a synthetic model has no calibrated 1:1 operating point
 
 
+def check_template_quality_filters_and_weights_identification(backend: GalleryBackend) -> None:
+    """Stored template qualities come back (``template_qualities``); ``min_template_quality``
+    leaves out the templates below it (those without a quality are kept) in identify and verify;
+    ``"quality-mean"`` weights a subject's template scores by their qualities."""
+    with backend.galleries() as make_gallery:
+        e = np.eye(8, dtype=np.float32)
+        q = e[0]
+        g = make_gallery()
+        # "blurry" matches the probe exactly with a poor template, not at all with a good one
+        g.enroll_embeddings("blurry", [emb(q), emb(e[1])], qualities=[20.0, 90.0])
+        g.enroll_embeddings("sharp", [emb(0.8 * e[0] + 0.6 * e[2])], qualities=[80.0])
+        g.enroll_embeddings("unrated", [emb(0.6 * e[0] + 0.8 * e[3])])  # no stored quality
+        stored = {t.id: t.quality for t in g.templates()}
+        assert sorted(v for v in stored.values() if v is not None) == [20.0, 80.0, 90.0] and None in stored.values()
+        assert g.store.template_qualities(list(stored)) == stored
+
+        def ranked(**kw: Any) -> list[tuple[str, float]]:
+            r = g.identify(emb(q), k=3, threshold=-math.inf, **kw)
+            return [(c.subject, round(c.score, 4)) for c in r.candidates]
+
+        assert ranked() == [("blurry", 1.0), ("sharp", 0.8), ("unrated", 0.6)]
+        assert ranked(min_template_quality=50) == [("sharp", 0.8), ("unrated", 0.6), ("blurry", 0.0)]
+        assert ranked(min_template_quality=95) == [("unrated", 0.6)]  # nothing else is good enough
+        assert ranked(strategy="mean")[2] == ("blurry", 0.5)
+        assert ranked(strategy="quality-mean")[2] == ("blurry", round(20 / 110, 4))  # 1·20 + 0·90 over 110
+        assert ranked(strategy="mean", min_template_quality=50)[2] == ("blurry", 0.0)
+        assert g.verify(emb(q), "blurry", threshold=0.5).match
+        assert not g.verify(emb(q), "blurry", threshold=0.5, min_template_quality=50).match
+        qm = g.verify(emb(q), "blurry", threshold=0.5, strategy="quality-mean")
+        assert qm.score == pytest.approx(20 / 110, abs=1e-5)
+        with pytest.raises(SubjectNotFoundError, match="quality 95"):
+            g.verify(emb(q), "blurry", threshold=0.5, min_template_quality=95)
+        with pytest.raises(ConfigurationError, match="min_template_quality"):
+            g.identify(emb(q), min_template_quality=150)
+
+
 def check_export_then_import(backend: GalleryBackend, other: GalleryBackend | None = None) -> None:
     """An export imports into a new gallery (of ``other``, when given) with everything it holds."""
     with backend.galleries() as make_gallery:
@@ -383,6 +419,7 @@ def gallery_checks() -> list[CheckFn]:
         check_remove_rename_list_and_stats,
         check_open_set_threshold_calibrated_for_a_stated_fpir,
         check_verify_against_a_claimed_subject,
+        check_template_quality_filters_and_weights_identification,
         check_export_then_import,
         check_empty_and_invalid_inputs,
     ]

@@ -484,6 +484,14 @@ class MilvusStore:
             if int(r["subject_id"]) in names
         }
 
+    def template_qualities(self, template_ids: Sequence[int]) -> dict[int, float | None]:
+        # quality lives in the JSON "info" field: read back with the rows, not filtered in Milvus
+        if not len(template_ids):
+            return {}
+        with self._lock:
+            rows = self._query_ids(self._tpl, "id", template_ids, ["id", "info"])
+        return {int(r["id"]): _quality(r) for r in rows}
+
     def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
         with self._lock:
             rows = self._query_ids(self._subjects_name, "id", sorted({int(i) for i in subject_ids}), ["id", "name"])
@@ -551,6 +559,11 @@ def _subject(r: Mapping[str, Any], n: int) -> Subject:
     )
 
 
+def _quality(r: Mapping[str, Any]) -> float | None:
+    q = (r.get("info") or {}).get("quality")
+    return None if q is None else float(q)
+
+
 def _template(r: Mapping[str, Any], subject: str, with_vector: bool) -> Template:
     info = r.get("info") or {}
     b = info.get("bbox")
@@ -560,7 +573,7 @@ def _template(r: Mapping[str, Any], subject: str, with_vector: bool) -> Template
         model=r["model"],
         image_sha256=info.get("image_sha256"),
         bbox=None if not b else BBox(*(float(v) for v in b)),
-        quality=info.get("quality"),
+        quality=_quality(r),
         created=float(info.get("created") or 0.0),
         updated=float(info.get("updated") or 0.0),
         metadata=dict(info.get("metadata") or {}),

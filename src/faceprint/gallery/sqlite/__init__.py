@@ -70,7 +70,7 @@ class SqliteGallery(Gallery):
             the gallery's model and is stored so later sessions rebuild it.
         keep_source_images: (creation only) keep a copy of every enrolled image under
             ``images/``, so :meth:`migrate` can re-embed them with a new model.
-        strategy: (creation only) default subject scoring, ``"max"`` or ``"mean"``.
+        strategy: (creation only) default subject scoring, ``"max"``, ``"mean"`` or ``"quality-mean"``.
         index: (creation only) the index spec, e.g. ``"IVF,Flat"`` (the default), ``"Flat"``,
             ``"IVF4096,SQ8;nprobe=64"`` (see :mod:`faceprint.gallery.spec`).
         index_type, exact_limit, nlist, nprobe: deprecated (faceprint 0.1): the same as the

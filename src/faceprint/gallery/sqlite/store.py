@@ -474,6 +474,16 @@ class SqliteStore:
             ).fetchall()
         return {int(t): (int(s), name) for t, s, name in rows}
 
+    def template_qualities(self, template_ids: Sequence[int]) -> dict[int, float | None]:
+        if not len(template_ids):
+            return {}
+        with self._locked():
+            rows = self.conn.execute(
+                "SELECT id, quality FROM templates WHERE id IN (SELECT value FROM json_each(?))",
+                (ids_json(template_ids),),
+            ).fetchall()
+        return {int(t): None if q is None else float(q) for t, q in rows}
+
     def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
         if not len(subject_ids):
             return {}

@@ -203,7 +203,9 @@ async def get_subject(request: Request, gallery: GalleryName, subject: SubjectNa
     summary="Enrol photos of a subject (created if new); one template per photo (enroll)",
     description="The main (largest) face of every photo becomes a template. All or nothing: if a photo "
     "has no face or cannot be read, nothing is enrolled. Photos are not stored unless the gallery keeps "
-    "source images.",
+    "source images.\n\nWhen the server runs a quality assessor (FACEPRINT_QUALITY), each template stores its "
+    "face's quality, and with FACEPRINT_MIN_QUALITY a photo whose face is below it is refused "
+    "(422 `low_quality`, naming the weak components): a failure to enrol, nothing is enrolled.",
     openapi_extra=multipart_body(
         {"images": "one or more photos of the subject"}, required=["images"], array={"images"}
     ),
@@ -240,11 +242,12 @@ async def enrol(
                     embeddings,
                     bboxes=[f.detection.bbox for f in faces],
                     image_sha256=[hashlib.sha256(d).hexdigest() for d in images],
+                    qualities=[None if f.quality is None else f.quality.quality for f in faces],
                 )
             )
         now = await state.read(lambda: store.subject(gallery, subject))
         out = [
-            EnrolFace(**f.detection.to_dict(), image=i, image_width=w, image_height=h, template_id=t.id)
+            EnrolFace(**FaceOut.fields_of(f), image=i, image_width=w, image_height=h, template_id=t.id)
             for i, ((f, w, h), t) in enumerate(zip(analysed, templates, strict=True))
         ]
         return EnrolResponse(
@@ -314,6 +317,15 @@ async def identify(
     top_k: Annotated[int, Query(ge=1, le=100, description="most candidates to return")] = 5,
     threshold: ThresholdQ = None,
     select: SelectOne = "largest",
+    min_template_quality: Annotated[
+        float | None,
+        Query(
+            ge=0.0,
+            le=100.0,
+            description="leave out templates whose stored quality is below this (0-100); "
+            "templates enrolled without a quality are kept",
+        ),
+    ] = None,
 ) -> IdentifyResponse:
     state, store, data = await _probe_upload(request, gallery)
     s = state.settings
@@ -324,7 +336,11 @@ async def identify(
     async def work() -> IdentifyResponse:
         face, w, h = await pool.run("identify", jobs.probe, data, "image", select, s.max_pixels, owner=key.id)
         emb = jobs.embedding_of(face)
-        r = await state.read(lambda: store.identify(gallery, emb, k, threshold, floor=not admin))
+        r = await state.read(
+            lambda: store.identify(
+                gallery, emb, k, threshold, floor=not admin, min_template_quality=min_template_quality
+            )
+        )
         best = r.best
         return IdentifyResponse(
             gallery=gallery,
@@ -336,6 +352,7 @@ async def identify(
             face=FaceOut.from_face(face),
             width=w,
             height=h,
+            flags=jobs.quality_flags(pool.min_quality, image=face),
         )
 
     return await _search(request, key, "identify", gallery, None, work())  # type: ignore[no-any-return]
@@ -373,6 +390,7 @@ async def verify_subject(
             face=FaceOut.from_face(face),
             width=w,
             height=h,
+            flags=jobs.quality_flags(pool.min_quality, image=face),
         )
 
     return await _search(request, key, "verify", gallery, subject, work())  # type: ignore[no-any-return]

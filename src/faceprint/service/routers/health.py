@@ -35,6 +35,7 @@ async def readyz(request: Request) -> Response:
         pending=state.pool.pending if state.pool else None,
         gallery=state.galleries is not None,
         template_encryption=state.settings.template_key is not None,
+        quality=state.pool.quality if state.pool else None,
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 

@@ -76,6 +76,29 @@ async function drawFaces(canvas, file, imgW, imgH, faces) {
   bitmap.close();
 }
 
+// A small badge with a face's unified quality (0-100) when the server assesses quality
+// (FACEPRINT_QUALITY); its tooltip names the components that pull the score down. Faces the
+// server did not assess get none.
+function qualityBadge(face, what) {
+  const q = face && face.quality;
+  if (!q) return null;
+  const b = document.createElement("span");
+  b.className = "quality-badge " + (q.quality >= 70 ? "good" : q.quality >= 40 ? "fair" : "poor");
+  b.textContent = (what ? what + ": " : "") + "quality " + Math.round(q.quality);
+  b.title = q.reasons && q.reasons.length ? "weakest: " + q.reasons.join(", ") : "no weak component";
+  return b;
+}
+
+// Show the quality badges of [face, label] pairs in a container (emptied first).
+function showQuality(box, pairs) {
+  box.replaceChildren(...pairs.map(([f, what]) => qualityBadge(f, what)).filter((b) => b !== null));
+}
+
+// " · " and the server's quality flags (faces below its min_quality), or "".
+function flagText(r) {
+  return r.flags && r.flags.length ? " · low quality: " + r.flags.join("; ") : "";
+}
+
 function busy(button, on) {
   button.disabled = on;
 }
@@ -90,6 +113,7 @@ async function verify() {
   form.append("image_b", b);
   busy($("verify-btn"), true);
   resetExplain(false);
+  $("verify-quality").replaceChildren();
   show(out, "Comparing…");
   try {
     const r = await call("POST", "/v1/verify", form);
@@ -97,9 +121,10 @@ async function verify() {
     // draw first: the result line is what tells the user (and the browser test) the page is done
     await drawFaces($("verify-canvas-a"), a, r.image_a.width, r.image_a.height, [{ ...r.face_a, color }]);
     await drawFaces($("verify-canvas-b"), b, r.image_b.width, r.image_b.height, [{ ...r.face_b, color }]);
+    showQuality($("verify-quality"), [[r.face_a, "A"], [r.face_b, "B"]]);
     show(
       out,
-      (r.match ? "Match" : "No match") + " — similarity " + r.score.toFixed(3) + " (threshold " + r.threshold.toFixed(3) + ", " + r.operating_point + ")",
+      (r.match ? "Match" : "No match") + " — similarity " + r.score.toFixed(3) + " (threshold " + r.threshold.toFixed(3) + ", " + r.operating_point + ")" + flagText(r),
       r.match ? "ok" : "bad"
     );
     resetExplain(true);
@@ -171,11 +196,13 @@ async function enrol() {
   for (const f of files) form.append("images", f);
   busy($("enrol-btn"), true);
   show(out, "Enrolling…");
+  $("enrol-quality").replaceChildren();
   try {
     const path = "/v1/galleries/" + encodeURIComponent(gallery) + "/subjects/" + encodeURIComponent(subject) + "/templates";
     const r = await call("POST", path, form);
     const box = $("enrol-canvases");
     box.replaceChildren();
+    showQuality($("enrol-quality"), r.faces.map((f, i) => [f, "photo " + (i + 1)]));
     for (let i = 0; i < files.length && i < r.faces.length; i++) {
       const c = document.createElement("canvas");
       box.appendChild(c);
@@ -203,6 +230,7 @@ async function identify() {
   busy($("identify-btn"), true);
   show(out, "Searching…");
   list.replaceChildren();
+  $("identify-quality").replaceChildren();
   try {
     const path = "/v1/galleries/" + encodeURIComponent(gallery) + "/identify?top_k=" + k;
     const r = await call("POST", path, form);
@@ -216,8 +244,9 @@ async function identify() {
     await drawFaces($("identify-canvas"), file, r.width, r.height, [
       { ...r.face, label, color: r.identified ? "#00e676" : "#ff5252" },
     ]);
-    if (r.identified) show(out, "Identified: " + r.identified, "ok");
-    else show(out, "Not enrolled: no candidate reaches the threshold " + r.threshold.toFixed(3), "bad");
+    showQuality($("identify-quality"), [[r.face, "probe"]]);
+    if (r.identified) show(out, "Identified: " + r.identified + flagText(r), "ok");
+    else show(out, "Not enrolled: no candidate reaches the threshold " + r.threshold.toFixed(3) + flagText(r), "bad");
   } catch (e) {
     show(out, e.message, "bad");
   } finally {
