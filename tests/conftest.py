@@ -46,3 +46,10 @@ def hog():
     from faceprint.detection.dlib_detectors import DlibHogDetector
 
     return DlibHogDetector()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """MMOD's CNN takes seconds per photo without BLAS: its conformance checks belong to the slow set."""
+    for item in items:
+        if "[dlib-mmod-" in item.nodeid or "[dlib-hog-mmod-" in item.nodeid:
+            item.add_marker(pytest.mark.slow)

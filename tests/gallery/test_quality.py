@@ -155,6 +155,7 @@ def test_min_template_quality_leaves_poor_templates_out_of_identification(
     assert subjects(min_template_quality=100) == ["unrated"]
 
 
+@pytest.mark.slow
 def test_cli_enrols_with_quality_and_filters_identification(
     tmp_path: Path, fast: FacePipeline, shots: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
