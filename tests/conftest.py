@@ -49,7 +49,9 @@ def hog():
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """MMOD's CNN takes seconds per photo without BLAS: its conformance checks belong to the slow set."""
+    """The slow set also holds MMOD's conformance checks (its CNN takes seconds per photo without
+    BLAS) and the service tests (each builds an app with inference workers): the quick loop
+    (``pytest -m "not slow"``) is the library and the CLI; ``pytest tests/service`` and CI run the rest."""
     for item in items:
-        if "[dlib-mmod-" in item.nodeid or "[dlib-hog-mmod-" in item.nodeid:
+        if "[dlib-mmod-" in item.nodeid or "[dlib-hog-mmod-" in item.nodeid or item.nodeid.startswith("tests/service/"):
             item.add_marker(pytest.mark.slow)

@@ -19,6 +19,7 @@ def _people() -> dict[str, list[Path]]:
     return {d.name: sorted(d.iterdir()) for d in sorted(root.iterdir()) if d.is_dir()}
 
 
+@pytest.mark.slow
 def test_same_person_matches_and_different_people_do_not(pipeline: FacePipeline) -> None:
     people = _people()
     emb = {p: [pipeline.embed_one(f).embedding for f in files] for p, files in people.items()}
@@ -67,6 +68,7 @@ def test_analyze_group_photo_and_selection(pipeline: FacePipeline) -> None:
         select_faces([f.detection for f in faces], (10, 10, 3), "biggest")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_embed_many_streams_in_order_and_reports_bad_files(tmp_path: Path, pipeline: FacePipeline) -> None:
     good = sorted(data_path("lfw_view1", "Aaron_Peirsol").glob("*.jpg"))
     bad = tmp_path / "broken.jpg"

@@ -100,12 +100,14 @@ def test_every_face_matches_dlib(session: ort.InferenceSession, chips: np.ndarra
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), np.linalg.norm(reference, axis=1), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_batch_equals_one_by_one(session: ort.InferenceSession, chips: np.ndarray) -> None:
     batch = session.run(None, {INPUT_NAME: chips})[0]
     single = np.concatenate([session.run(None, {INPUT_NAME: c[None]})[0] for c in chips])
     np.testing.assert_allclose(batch, single, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_distinct_faces_stay_distinct(session: ort.InferenceSession, chips: np.ndarray) -> None:
     """Guards against a graph that ignores its input (a constant output would match nothing)."""
     out = session.run(None, {INPUT_NAME: chips})[0]
