@@ -31,8 +31,8 @@ next to the zero-effort (non-mated) rate at that threshold.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,11 @@ from ..errors import ConfigurationError
 from ..protection.base import ProtectedTemplates, ProtectionKey, TemplateProtector
 from ..rates import eer, fnmr_at_fmr
 
+if TYPE_CHECKING:
+    from ..batch import ProgressHook
+    from .cache import EmbeddingCache
+    from .pipeline_settings import PipelineSpec
+
 __all__ = [
     "Linkability",
     "ModeAccuracy",
@@ -48,6 +53,8 @@ __all__ = [
     "linkability",
     "noise_floor",
     "evaluate_protection",
+    "protect_protocol",
+    "markdown",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -164,9 +171,17 @@ class ProtectionEvaluation:
     noise_floor: float
     renewed_match_rate: float
     zero_effort_rate: float
+    protocol: str = ""
+    model: str = ""
+    failures: dict[str, str] = field(default_factory=dict)
+    pairs_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "protocol": self.protocol,
+            "model": self.model,
+            "pairs_dropped": self.pairs_dropped,
+            "failures": dict(self.failures),
             "scheme": self.scheme,
             "pairs": {"mated": self.n_mated, "non_mated": self.n_nonmated},
             "accuracy": {k: v.to_dict() for k, v in self.accuracy.items()},
@@ -182,6 +197,37 @@ class ProtectionEvaluation:
                 "threshold": "own_key EER threshold",
             },
         }
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def markdown(r: ProtectionEvaluation) -> str:
+    """The figures of one evaluation as a Markdown report."""
+    rows = [f"| {mode.replace('_', ' ')} | {_pct(a.eer)} | {_pct(a.fnmr)} |" for mode, a in r.accuracy.items()]
+    fmr = next(iter(r.accuracy.values())).target_fmr
+    return "\n".join(
+        [
+            f"# Template protection: {r.scheme} on {r.protocol or 'the pairs'}",
+            "",
+            f"{r.n_mated} mated and {r.n_nonmated} non-mated pairs"
+            + (f", model {r.model}" if r.model else "")
+            + (f"; {r.pairs_dropped} pairs left out (no face acquired)" if r.pairs_dropped else "")
+            + ".",
+            "",
+            f"| scenario | EER | FNMR at FMR {fmr:g} |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "Unlinkability (Gomez-Barrero et al. 2018; 0 = unlinkable, 1 = fully linkable):",
+            f"D<->sys protected under two keys {r.unlinkability.d_sys:.3f} (noise floor {r.noise_floor:.3f}), "
+            f"unprotected {r.unlinkability_unprotected.d_sys:.3f}.",
+            "",
+            f"Revocability: {_pct(r.renewed_match_rate)} of templates renewed under a new key match the old one at "
+            f"the own-key EER threshold; the zero-effort rate there is {_pct(r.zero_effort_rate)}.",
+        ]
+    )
 
 
 def _protect_rows(
@@ -272,3 +318,52 @@ def evaluate_protection(
         renewed_match_rate=float(np.mean(renewed >= thr)),
         zero_effort_rate=float(np.mean(own[~m] >= thr)),
     )
+
+
+def protect_protocol(
+    kind: str,
+    data: str,
+    protector: TemplateProtector,
+    app_key: ProtectionKey,
+    *,
+    pairs: str | None = None,
+    pipeline_settings: PipelineSpec = None,
+    cache: EmbeddingCache | None = None,
+    workers: int | None = None,
+    target_fmr: float = 1e-3,
+    progress: ProgressHook | None = None,
+) -> ProtectionEvaluation:
+    """:func:`evaluate_protection` on the image pairs of a verification protocol read by
+    :func:`~faceprint.evaluation.protocols.open_protocol` (its subject ids give one key per subject).
+
+    Pairs with an image where no face was acquired are left out and listed in ``failures``
+    (image key → reason). ``cache`` (none by default) keeps the embeddings between runs.
+    """
+    from .embedding import embed_protocol
+    from .protocols import VerificationProtocol, open_protocol
+
+    proto = open_protocol(kind, data, pairs=pairs).protocol
+    if not isinstance(proto, VerificationProtocol) or proto.templates is not None:
+        raise ConfigurationError(f"protocol {proto.name!r} does not compare single images; protect eval needs pairs")
+    if proto.subject_a is None or proto.subject_b is None:
+        raise ConfigurationError(
+            f"protocol {proto.name!r} names no subject per image; per-subject keys need them (use lfw or folder)"
+        )
+    emb = embed_protocol(proto, pipeline_settings, cache, workers=workers, progress=progress)
+    ka, kb = proto.side_keys()
+    a, ok_a = emb.matrix(ka)
+    b, ok_b = emb.matrix(kb)
+    ok = ok_a & ok_b
+    failures = {k: str(f) for k, f in emb.failures.items()}
+    result = evaluate_protection(
+        protector,
+        a[ok],
+        b[ok],
+        proto.mated[ok],
+        proto.subject_a[ok],
+        proto.subject_b[ok],
+        app_key,
+        target_fmr=target_fmr,
+    )
+    dropped = int((~ok).sum())
+    return replace(result, protocol=proto.name, model=str(emb.model), failures=failures, pairs_dropped=dropped)
