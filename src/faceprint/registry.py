@@ -151,5 +151,5 @@ template_protectors: Registry[TemplateProtector] = Registry(
     "template protector",
     TemplateProtector,
     "faceprint.template_protectors",
-    ("faceprint.protection.biohash", "faceprint.protection.iom"),
+    ("faceprint.protection.biohash", "faceprint.protection.iom", "faceprint.protection.ckks"),
 )

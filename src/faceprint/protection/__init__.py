@@ -6,6 +6,9 @@ Methods (registry :data:`faceprint.registry.template_protectors`, names for ``fa
     BioHashing: key-seeded random orthonormal projection, sign bits, Hamming similarity.
 ``iom`` (:mod:`.iom`)
     Index-of-Max hashing (Gaussian random projections): argmax indices, fraction of equal indices.
+``ckks`` (:mod:`.ckks`)
+    CKKS homomorphic encryption (TenSEAL, optional extra ``protect``): encrypted inner product,
+    decrypted only by the holder of the SEAL secret key; ciphertexts carry an HMAC tag.
 
 Keys: :func:`derive_key` (scrypt over a secret and an application salt) and
 :meth:`ProtectionKey.child` (HKDF per user). Measurement of unlinkability, accuracy with own and

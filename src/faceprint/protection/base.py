@@ -21,7 +21,8 @@ Conventions every protector follows (checked by :mod:`faceprint.testing.protecti
   :class:`~faceprint.errors.KeyMismatchError` (a probe protected with a wrong key gets an error,
   never a score). ``cross_key=True`` lifts the key check only: measurement uses it to score
   templates of two keys (unlinkability, impostors holding their own key, revocability); a
-  deployed system never does.
+  deployed system never does. A method whose templates under two keys cannot be combined at
+  all (``ckks``: two SEAL key pairs) raises :class:`~faceprint.errors.KeyMismatchError` anyway.
 * Bad embeddings raise :class:`~faceprint.errors.InvalidEmbeddingError` (not 2-D, NaN or
   infinite values) or :class:`~faceprint.errors.EmbeddingMismatchError` (another dimension); a
   missing or unusable key raises :class:`~faceprint.errors.ProtectionKeyError`.
