@@ -9,7 +9,6 @@ refuses to run.
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import os
 import stat
@@ -23,7 +22,7 @@ from ..evaluation.protocols import protocol_kinds
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from ..registry import template_protectors
-from .app_common import progress_bar
+from .app_common import done_counter, emit_report, progress_bar
 from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
 
 log = logging.getLogger(__name__)
@@ -97,13 +96,6 @@ def evaluate(
     protector = template_protectors.create(method.value, dim=pipe.embedder.dim)
     store = None if cache is None else EmbeddingCache(cache)
     with progress_bar(0, "embedding") as advance:
-        seen = 0
-
-        def progress(done: int, _total: int | None) -> None:
-            nonlocal seen
-            advance(done - seen)
-            seen = done
-
         report = protect_protocol(
             protocol.value,
             str(data),
@@ -114,12 +106,6 @@ def evaluate(
             cache=store,
             workers=workers,
             target_fmr=fmr,
-            progress=progress,
+            progress=done_counter(advance),
         )
-    doc = report.to_dict()
-    if output is not None:
-        output.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    if json_out:
-        typer.echo(json.dumps(doc))
-    else:
-        typer.echo(markdown(report))
+    emit_report(report.to_dict(), markdown(report), output, json_out)

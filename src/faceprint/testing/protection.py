@@ -23,7 +23,7 @@ from ..errors import (
     TemplateMismatchError,
 )
 from ..protection.base import ProtectedTemplates, ProtectionKey, TemplateProtector, derive_key
-from ._assert import require, require_named_backend
+from ._assert import require, require_faceprint_error, require_named_backend
 from ._images import FaceImages
 
 __all__ = [
@@ -80,13 +80,7 @@ def _roles(images: FaceImages) -> tuple[int, int, list[int]]:
 
 
 def _require_error(what: str, error: type[FaceprintError], fn: Callable[..., object], *args: object) -> None:
-    try:
-        fn(*args)
-    except error:
-        return
-    except Exception as exc:
-        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}, not a {error.__name__}") from exc
-    raise AssertionError(f"{what} returned instead of raising a {error.__name__}")
+    require_faceprint_error(what, fn, *args, error=error)
 
 
 # --- the checks ------------------------------------------------------------------------------
