@@ -77,12 +77,12 @@ def evaluate(
         Path | None, typer.Option(help="Keep embeddings in this cache folder between runs (default: none).")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Embedding worker processes.")] = 1,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report as JSON here.")] = None,
     detector: DetectorOpt = DEFAULT_DETECTOR,
     embedder: EmbedderOpt = DEFAULT_EMBEDDER,
     upsample: UpsampleOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report as JSON here.")] = None,
 ) -> None:
     """EER and FNMR with own keys, with a stolen key and unprotected; D<->sys under two keys with its
     noise floor; the match rate of renewed templates. The secret comes from --secret-file or from the
