@@ -164,6 +164,7 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "quality": ["quality", str(tmp / "missing.jpg")],
         "explain pair": ["explain", "pair", str(tmp / "missing.jpg"), obama],
         "explain eval": ["explain", "eval", "--protocol", "folder", "--data", str(empty)],
+        "protect eval": ["protect", "eval", "--protocol", "folder", "--data", str(empty), "--method", "biohash"],
     }
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from faceprint.detection.base import Detector
 from faceprint.errors import ModelNotFoundError
-from faceprint.registry import Registry, detectors, embedders, explainers, quality_assessors
+from faceprint.registry import Registry, detectors, embedders, explainers, quality_assessors, template_protectors
 from faceprint.testing import (
     BackendCase,
     BuildContext,
@@ -58,7 +58,9 @@ def photos() -> FaceImages:
     return FaceImages(**photo_paths())
 
 
-@parametrize_with_checks([detectors, embedders, quality_assessors, explainers], images=photos, model_dirs=[MODELS])
+@parametrize_with_checks(
+    [detectors, embedders, quality_assessors, explainers, template_protectors], images=photos, model_dirs=[MODELS]
+)
 def test_conformance(backend: BackendCase, check) -> None:
     check(backend)
 
@@ -230,12 +232,13 @@ def test_importing_faceprint_testing_is_light() -> None:
 
 
 def test_one_test_per_check_per_backend() -> None:
-    registries = [detectors, embedders, quality_assessors, explainers]
+    registries = [detectors, embedders, quality_assessors, explainers, template_protectors]
     mark = parametrize_with_checks(registries, images=photos)
     ids = [p.id for p in mark.args[1]]
-    kinds = ["detector", "embedder", "quality assessor", "explainer"]
+    kinds = ["detector", "embedder", "quality assessor", "explainer", "template protector"]
     n = sum(len(r.names()) * len(checks_for(k)) for r, k in zip(registries, kinds, strict=True))
     assert len(ids) == len(set(ids)) == n
     assert "dlib-hog-check_detect_no_face" in ids and "onnx-arcface-check_embed_l2_normalised" in ids
     assert "fiqa-check_assess_blur_lowers_quality" in ids and "fiqa-fast-check_assess_output" in ids
     assert "occlusion-check_explain_points_at_similarity" in ids and "xcos-check_explain_swap_swaps_maps" in ids
+    assert "biohash-check_compare_refuses_mixing" in ids and "iom-check_compare_new_key_at_zero_effort" in ids

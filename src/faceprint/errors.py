@@ -52,6 +52,11 @@ __all__ = [
     "ExplanationError",
     "IdenticalImagesError",
     "LayerNotFoundError",
+    "ProtectionError",
+    "ProtectionKeyError",
+    "TemplateMismatchError",
+    "KeyMismatchError",
+    "TamperedTemplateError",
 ]
 
 
@@ -291,3 +296,32 @@ class IdenticalImagesError(ExplanationError):
 class LayerNotFoundError(ExplanationError):
     """The embedder's model has no intermediate layer of the requested name (or exposes none),
     so a method that reads one (``xcos``) cannot run on it; the message lists the layers there are."""
+
+
+# --- template protection (faceprint protect) -----------------------------------------------------
+
+
+class ProtectionError(FaceprintError, ValueError):
+    """Embeddings cannot be protected, or protected templates compared, as asked (see
+    :mod:`faceprint.protection`)."""
+
+
+class ProtectionKeyError(ProtectionError):
+    """No protection secret was given, or the secret, salt or key is unusable (empty, of the wrong
+    type, too short). Give a secret with ``--secret-file PATH`` or ``FACEPRINT_PROTECT_SECRET``."""
+
+
+class TemplateMismatchError(ProtectionError):
+    """Two sets of protected templates cannot be compared: they come from different protection
+    methods, method versions or embedding dimensions, or are not protected templates at all."""
+
+
+class KeyMismatchError(TemplateMismatchError):
+    """Two sets of protected templates were made under different keys (their key fingerprints
+    differ): a probe protected with a wrong key, or templates of two applications mixed. Scores
+    across keys mean nothing, so none are given."""
+
+
+class TamperedTemplateError(ProtectionError):
+    """A protected template's bytes do not pass their integrity check (altered, truncated or
+    from another key): it is refused rather than scored."""

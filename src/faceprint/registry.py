@@ -30,9 +30,10 @@ from .detection.base import Detector
 from .embedding.base import Embedder
 from .errors import BackendProtocolError, UnknownModelError
 from .explain.base import Explainer
+from .protection.base import TemplateProtector
 from .quality.base import QualityAssessor
 
-__all__ = ["Registry", "detectors", "embedders", "explainers", "quality_assessors"]
+__all__ = ["Registry", "detectors", "embedders", "explainers", "quality_assessors", "template_protectors"]
 
 log = logging.getLogger(__name__)
 
@@ -145,4 +146,10 @@ quality_assessors: Registry[QualityAssessor] = Registry(
 )
 explainers: Registry[Explainer] = Registry(
     "explainer", Explainer, "faceprint.explainers", ("faceprint.explain.occlusion", "faceprint.explain.xcos")
+)
+template_protectors: Registry[TemplateProtector] = Registry(
+    "template protector",
+    TemplateProtector,
+    "faceprint.template_protectors",
+    ("faceprint.protection.biohash", "faceprint.protection.iom", "faceprint.protection.ckks"),
 )

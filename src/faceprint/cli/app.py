@@ -62,7 +62,7 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import cluster, evaluate, explain, gallery, models, quality, recognize, serve
+    from . import cluster, evaluate, explain, gallery, models, protect, quality, recognize, serve
 
     recognize.register(app)
     quality.register(app)
@@ -72,6 +72,7 @@ def _register() -> None:
     app.add_typer(gallery.app, name="gallery")
     app.add_typer(evaluate.app, name="eval")
     app.add_typer(explain.app, name="explain")
+    app.add_typer(protect.app, name="protect")
 
 
 _register()

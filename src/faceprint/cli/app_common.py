@@ -80,3 +80,23 @@ def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
     ) as prog:
         task = prog.add_task(label, total=total)
         yield lambda n: prog.advance(task, n)
+
+
+def emit_report(doc: dict[str, object], markdown: str, output: Path | None, json_out: bool) -> None:
+    """A report command's ending: ``doc`` as JSON to ``output`` when given; ``doc`` (``--json``) or
+    ``markdown`` on stdout."""
+    if output is not None:
+        output.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    typer.echo(json.dumps(doc) if json_out else markdown)
+
+
+def done_counter(advance: Callable[[int], None]) -> Callable[[int, int | None], None]:
+    """A ``progress(done, total)`` hook (the batch engine's) that moves a :func:`progress_bar` by ``advance``."""
+    seen = 0
+
+    def progress(done: int, _total: int | None) -> None:
+        nonlocal seen
+        advance(done - seen)
+        seen = done
+
+    return progress

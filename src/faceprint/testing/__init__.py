@@ -40,6 +40,8 @@ from .embedding import *  # noqa: F403
 from .embedding import __all__ as _embedding_all
 from .explain import *  # noqa: F403
 from .explain import __all__ as _explain_all
+from .protection import *  # noqa: F403
+from .protection import __all__ as _protection_all
 from .quality import *  # noqa: F403
 from .quality import __all__ as _quality_all
 
@@ -58,6 +60,7 @@ __all__ = [
     *_embedding_all,
     *_quality_all,
     *_explain_all,
+    *_protection_all,
 ]
 
 #: Submodules whose public names this package re-exports on first use, so that importing

@@ -15,15 +15,17 @@ def require(ok: object, message: str) -> None:
         raise AssertionError(message)
 
 
-def require_faceprint_error(what: str, fn: Callable[..., object], *args: object) -> None:
-    """``fn(*args)`` must raise a :class:`FaceprintError`; returning or any other exception fails."""
+def require_faceprint_error(
+    what: str, fn: Callable[..., object], *args: object, error: type[FaceprintError] = FaceprintError
+) -> None:
+    """``fn(*args)`` must raise ``error`` (a :class:`FaceprintError`); returning or any other exception fails."""
     try:
         fn(*args)
-    except FaceprintError:
+    except error:
         return
     except Exception as exc:
-        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}, not a FaceprintError") from exc
-    raise AssertionError(f"{what} returned instead of raising a FaceprintError")
+        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}, not a {error.__name__}") from exc
+    raise AssertionError(f"{what} returned instead of raising a {error.__name__}")
 
 
 def require_named_backend(backend: object, protocol: type, members: str) -> None:

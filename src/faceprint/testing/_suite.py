@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..detection.base import Detector
 from ..embedding.base import Embedder
 from ..explain.base import Explainer
+from ..protection.base import TemplateProtector
 from ..quality.base import QualityAssessor
 from ._cases import BackendCase, BuildContext, build_or_skip, cases_from
 from ._images import FaceImages
@@ -48,6 +49,12 @@ def _explainer_checks() -> list[Check]:
     return list(explainer_checks())
 
 
+def _protector_checks() -> list[Check]:
+    from .protection import protection_checks
+
+    return list(protection_checks())
+
+
 #: kind of stage (a registry's ``kind``) → (its protocol, the function listing its checks).
 #: A new kind of stage adds one line here and a ``faceprint/testing/<kind>.py`` of checks.
 KINDS: dict[str, tuple[type[Any], Callable[[], list[Check]]]] = {
@@ -55,6 +62,7 @@ KINDS: dict[str, tuple[type[Any], Callable[[], list[Check]]]] = {
     "embedder": (Embedder, _embedder_checks),
     "quality assessor": (QualityAssessor, _quality_checks),
     "explainer": (Explainer, _explainer_checks),
+    "template protector": (TemplateProtector, _protector_checks),
 }
 
 

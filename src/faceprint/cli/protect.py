@@ -1,0 +1,111 @@
+"""``faceprint protect eval``: accuracy, unlinkability and revocability of protected templates on a
+protocol, a few lines around :func:`faceprint.evaluation.protection.protect_protocol`.
+
+The secret comes from ``--secret-file PATH`` or the ``FACEPRINT_PROTECT_SECRET`` environment
+variable (never from the command line, where other users see it); without one the command
+refuses to run.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ProtectionKeyError
+from ..evaluation.protocols import protocol_kinds
+from ..io import DEFAULT_MAX_PIXELS
+from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
+from ..registry import template_protectors
+from .app_common import done_counter, emit_report, progress_bar
+from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
+
+log = logging.getLogger(__name__)
+
+#: the environment variable holding the secret when ``--secret-file`` is not given
+SECRET_ENV = "FACEPRINT_PROTECT_SECRET"
+
+app = typer.Typer(
+    help="Protected (cancelable) templates: measure accuracy with own and stolen keys, unlinkability and "
+    "revocability (`faceprint protect eval`).",
+    no_args_is_help=True,
+)
+
+MethodChoice = enum.Enum("MethodChoice", {n: n for n in template_protectors.names()}, type=str)  # type: ignore[misc]
+ProtocolChoice = enum.Enum("ProtocolChoice", {n: n for n in protocol_kinds()}, type=str)  # type: ignore[misc]
+
+
+def read_secret(path: Path | None) -> bytes:
+    """The secret from ``path`` (trailing newline dropped) or ``$FACEPRINT_PROTECT_SECRET``; none is an error."""
+    if path is not None:
+        try:
+            mode = path.stat().st_mode
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ProtectionKeyError(f"cannot read the secret file {path}: {exc.strerror or exc}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("the secret file %s can be read by other users; chmod 600 it", path)
+        return raw.rstrip(b"\r\n")
+    env = os.environ.get(SECRET_ENV)
+    if env:
+        return env.encode("utf-8")
+    raise ProtectionKeyError(
+        f"no protection secret: give --secret-file PATH (a file only you can read) or set {SECRET_ENV}"
+    )
+
+
+@app.command("eval")
+def evaluate(
+    protocol: Annotated[ProtocolChoice, typer.Option("--protocol", help="Protocol kind (dataset family).")],
+    data: Annotated[Path, typer.Option("--data", help=" ".join(k.data_help for k in protocol_kinds().values()))],
+    method: Annotated[MethodChoice, typer.Option("--method", help="Protection method.")],
+    secret_file: Annotated[
+        Path | None,
+        typer.Option("--secret-file", help="File holding the secret (else the environment variable named above)."),
+    ] = None,
+    salt: Annotated[str, typer.Option(help="Application salt the keys are derived with.")] = "faceprint-protect-eval",
+    pairs: Annotated[
+        Path | None, typer.Option(help="lfw: a pairs file or its folder (see `faceprint eval run`).")
+    ] = None,
+    fmr: Annotated[float, typer.Option(min=1e-9, max=0.5, help="Target FMR of the reported FNMR.")] = 1e-3,
+    cache: Annotated[
+        Path | None, typer.Option(help="Keep embeddings in this cache folder between runs (default: none).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Embedding worker processes.")] = 1,
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    embedder: EmbedderOpt = DEFAULT_EMBEDDER,
+    upsample: UpsampleOpt = None,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    json_out: JsonOpt = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report as JSON here.")] = None,
+) -> None:
+    """EER and FNMR with own keys, with a stolen key and unprotected; D<->sys under two keys with its
+    noise floor; the match rate of renewed templates. The secret comes from --secret-file or from the
+    environment variable FACEPRINT_PROTECT_SECRET; without one the command refuses to run."""
+    from ..evaluation.cache import EmbeddingCache
+    from ..evaluation.protection import markdown, protect_protocol
+    from ..protection import derive_key
+
+    key = derive_key(read_secret(secret_file), salt)
+    pipe = _pipeline(detector, embedder, upsample, max_pixels)
+    protector = template_protectors.create(method.value, dim=pipe.embedder.dim)
+    store = None if cache is None else EmbeddingCache(cache)
+    with progress_bar(0, "embedding") as advance:
+        report = protect_protocol(
+            protocol.value,
+            str(data),
+            protector,
+            key,
+            pairs=None if pairs is None else str(pairs),
+            pipeline_settings=pipe,
+            cache=store,
+            workers=workers,
+            target_fmr=fmr,
+            progress=done_counter(advance),
+        )
+    emit_report(report.to_dict(), markdown(report), output, json_out)
