@@ -48,10 +48,28 @@ def hog():
     return DlibHogDetector()
 
 
+#: Where the quick loop draws the line (besides ``@pytest.mark.slow`` on single tests): whole files
+#: and parametrisations that each cost seconds — the service (an app with inference workers per
+#: test), MMOD's and dlib's own CNN (no BLAS), milvus-lite (a server per gallery), CKKS keys, and the
+#: CLI tests that start fresh processes. CI runs them all.
+_SLOW_FILES = (
+    "tests/service/",
+    "tests/gallery/test_hardening.py",
+    "tests/protection/test_ckks.py",
+    "tests/protection/test_evaluation.py",
+    "tests/evaluation/test_usability.py",
+    "tests/test_cli_eval.py",
+    "tests/test_cli_recognize.py",
+    "tests/test_cli.py",
+    "tests/quality/test_cli_quality.py",
+    "tests/quality/test_pipeline_quality.py",
+)
+_SLOW_PARAMS = ("[dlib-mmod-", "[dlib-hog-mmod-", "[dlib-resnet-", "[ckks-", "milvus")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow set also holds MMOD's conformance checks (its CNN takes seconds per photo without
-    BLAS) and the service tests (each builds an app with inference workers): the quick loop
-    (``pytest -m "not slow"``) is the library and the CLI; ``pytest tests/service`` and CI run the rest."""
+    """Mark the slow set (see ``_SLOW_FILES``): ``pytest -m "not slow"`` is the quick loop."""
     for item in items:
-        if "[dlib-mmod-" in item.nodeid or "[dlib-hog-mmod-" in item.nodeid or item.nodeid.startswith("tests/service/"):
+        params = item.nodeid.partition("[")[2]
+        if item.nodeid.startswith(_SLOW_FILES) or any(p in "[" + params for p in _SLOW_PARAMS):
             item.add_marker(pytest.mark.slow)
