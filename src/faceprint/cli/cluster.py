@@ -22,7 +22,7 @@ from ..cluster import (
 from ..errors import ConfigurationError
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
-from .app_common import emit_error_line, iter_images, progress_bar
+from .app_common import done_counter, emit_error_line, iter_images, progress_bar
 from .recognize import DaskOpt, DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
 
 log = logging.getLogger(__name__)
@@ -124,13 +124,7 @@ def cluster(
     paths = list(iter_images([folder]))
     pipe = _pipeline(detector, embedder, upsample, max_pixels)
     with progress_bar(len(paths), "embedding") as advance:
-        seen = 0
-
-        def progress(done: int, _total: int | None) -> None:
-            nonlocal seen
-            advance(done - seen)
-            seen = done
-
+        progress = done_counter(advance)
         result = cluster_faces(
             paths,
             pipe,

@@ -21,7 +21,7 @@ import typer
 from ..evaluation.protocols import protocol_kinds
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
-from .app_common import progress_bar
+from .app_common import done_counter, progress_bar
 from .recognize import DaskOpt, DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
 
 log = logging.getLogger(__name__)
@@ -194,13 +194,7 @@ def run(
     store = None if no_cache else EmbeddingCache(cache)
     try:
         with progress_bar(src.n_images, "embedding") as advance:
-            seen = 0
-
-            def progress(done: int, _total: int | None) -> None:
-                nonlocal seen
-                advance(done - seen)
-                seen = done
-
+            progress = done_counter(advance)
             result = run_protocol(
                 src.protocol,
                 settings,
@@ -235,13 +229,7 @@ def _with_quality(
     from ..evaluation import add_quality
 
     with progress_bar(len(src.protocol.images), "quality") as advance:
-        seen = 0
-
-        def progress(done: int, _total: int | None) -> None:
-            nonlocal seen
-            advance(done - seen)
-            seen = done
-
+        progress = done_counter(advance)
         return add_quality(
             result,
             src.protocol,

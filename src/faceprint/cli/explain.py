@@ -21,7 +21,7 @@ from ..evaluation.protocols import protocol_kinds
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from ..registry import explainers
-from .app_common import finite_float, progress_bar
+from .app_common import emit_report, finite_float, progress_bar
 from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
 
 log = logging.getLogger(__name__)
@@ -173,10 +173,4 @@ def evaluate(
             steps=steps,
             progress=advance,
         )
-    doc = report.to_dict()
-    if output is not None:
-        output.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    if json_out:
-        typer.echo(json.dumps(doc))
-    else:
-        typer.echo(report.markdown())
+    emit_report(report.to_dict(), report.markdown(), output, json_out)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..embedding.base import model_tag as embedder_tag
+from ..batch import model_tag
 from ..errors import (
     ConfigurationError,
     EmbeddingMismatchError,
@@ -42,11 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["GalleryCore", "model_tag", "pipeline_settings", "creation_settings", "check_reopen", "as_matrix"]
 
 log = logging.getLogger(__name__)
-
-
-def model_tag(pipeline: FacePipeline) -> str:
-    """``model_id@version`` of a pipeline's embedder."""
-    return embedder_tag(pipeline.embedder)
 
 
 def pipeline_settings(pipeline: FacePipeline) -> dict[str, Any] | None:
