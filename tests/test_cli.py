@@ -20,7 +20,6 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "faceprint", *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
 def test_verify_exit_codes_distinguish_match_no_match_and_errors(tmp_path: Path) -> None:
     o = data_path("faces_small", "obama")
     same = run("verify", str(o / "obama.jpg"), str(o / "obama2.jpg"), "--json")
@@ -54,7 +53,6 @@ def test_detect_prints_json_lines_and_reports_bad_files(tmp_path: Path, capsys: 
     assert code == 3
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".npz", ".parquet"])
 def test_embed_folder_writes_a_readable_file(tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
     folder = data_path("faces_small", "obama")
@@ -168,7 +166,6 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.slow
 def test_every_json_command_prints_a_json_error_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     calls = _failing_json_calls(tmp_path)
     assert set(calls) == _json_commands(), "give every command with --json a failing call here"
@@ -233,7 +230,6 @@ def test_verify_refuses_a_threshold_that_is_not_a_number(value: str, capsys: pyt
     assert "finite number" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_help_is_not_truncated_at_80_columns() -> None:
     """Rich cuts a word longer than its column with '…': render every command's help at 80
     columns and find no '…' that the help text itself does not contain."""
@@ -258,7 +254,6 @@ def test_help_is_not_truncated_at_80_columns() -> None:
     assert not truncated, "\n".join(truncated)
 
 
-@pytest.mark.slow
 def test_a_data_dir_that_is_a_file_is_one_usage_error(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("x")
@@ -268,7 +263,6 @@ def test_a_data_dir_that_is_a_file_is_one_usage_error(tmp_path: Path) -> None:
         assert "is a file, not a folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-@pytest.mark.slow
 def test_serve_refuses_a_port_out_of_range_and_a_busy_port(tmp_path: Path) -> None:
     import socket
 

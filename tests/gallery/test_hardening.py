@@ -274,7 +274,6 @@ def test_an_embedder_without_its_model_file_is_exit_5(cli_gallery: str, capsys: 
     assert code == 5 and one_error_line(err) and "model" in err
 
 
-@pytest.mark.slow
 def test_enrolment_failures_keep_their_exceptions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")

@@ -11,7 +11,7 @@ import pytest
 from ..conftest import data_path
 from .conftest import LiveServer
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = pytest.mark.service
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import BIDEN, OBAMA, OBAMA2, OBAMA_SMALL, Keys, LiveServer, photo, start_server
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = pytest.mark.service
 
 
 def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:

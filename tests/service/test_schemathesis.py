@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from .conftest import make_keys  # noqa: E402
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = pytest.mark.service
 
 _ADMIN: dict[str, str] = {}
 
