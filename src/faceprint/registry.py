@@ -26,6 +26,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar, cast
 
+from .attacks.base import AttackDetector
 from .detection.base import Detector
 from .embedding.base import Embedder
 from .errors import BackendProtocolError, UnknownModelError
@@ -33,7 +34,15 @@ from .explain.base import Explainer
 from .protection.base import TemplateProtector
 from .quality.base import QualityAssessor
 
-__all__ = ["Registry", "detectors", "embedders", "explainers", "quality_assessors", "template_protectors"]
+__all__ = [
+    "Registry",
+    "attack_detectors",
+    "detectors",
+    "embedders",
+    "explainers",
+    "quality_assessors",
+    "template_protectors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -152,4 +161,10 @@ template_protectors: Registry[TemplateProtector] = Registry(
     TemplateProtector,
     "faceprint.template_protectors",
     ("faceprint.protection.biohash", "faceprint.protection.iom", "faceprint.protection.ckks"),
+)
+attack_detectors: Registry[AttackDetector] = Registry(
+    "attack detector",
+    AttackDetector,
+    "faceprint.attack_detectors",
+    (),  # built-in backends add their modules here (faceprint.attacks.<backend>)
 )

@@ -30,6 +30,7 @@ __all__ = [
     "LandmarkScheme",
     "QualityComponent",
     "QualityReport",
+    "AttackScore",
 ]
 
 #: Names of the 5-point landmark orders faceprint understands.
@@ -238,6 +239,47 @@ class QualityReport:
             "quality": round(self.quality, 1),
             "components": {k: c.to_dict() for k, c in self.components.items()},
             "assessor": self.assessor,
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AttackScore:
+    """One attack detector's verdict on one face.
+
+    Attributes:
+        score: the attack score in [0, 1]. **Higher = more likely an attack** (a presentation
+            attack, a deepfake or a morph); this is the one direction every attack detector uses.
+        is_attack: ``score >= threshold``.
+        threshold: the decision threshold the verdict used.
+        detector: the backend and model that scored (``"minifasnet@1"``); scores of different
+            detectors are not on one scale.
+        kind: what is screened for: ``"presentation"``, ``"deepfake"`` or ``"morph"``.
+        details: named sub-scores (e.g. each model of an ensemble), each in [0, 1].
+    """
+
+    score: float
+    is_attack: bool
+    threshold: float
+    detector: str = ""
+    kind: str = "presentation"
+    details: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        s = float(self.score)
+        if not (math.isfinite(s) and 0.0 <= s <= 1.0):
+            raise ConfigurationError(f"an attack score must lie in [0, 1], got {s}")
+        object.__setattr__(self, "score", s)
+        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "details", {k: float(v) for k, v in self.details.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": round(self.score, 4),
+            "is_attack": bool(self.is_attack),
+            "threshold": round(self.threshold, 4),
+            "detector": self.detector,
+            "kind": self.kind,
+            "details": {k: round(v, 4) for k, v in self.details.items()},
         }
 
 
