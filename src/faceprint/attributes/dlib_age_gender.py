@@ -105,7 +105,9 @@ class DlibAgeGender:
 
     name = "dlib-age-gender"
 
-    def __init__(self, *, threads: int | None = 1, providers: Sequence[str] | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, *, threads: int | None = 1, providers: Sequence[str] | None = None, batch_size: int = 64
+    ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
