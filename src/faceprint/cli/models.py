@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -47,3 +48,26 @@ def list_models(
     con.print(table)
     con.print(f"detector backends: {', '.join(detectors.names())}")
     con.print(f"embedder backends: {', '.join(embedders.names())}")
+
+
+@app.command("card")
+def card(
+    model: Annotated[
+        str, typer.Argument(help="Model name from the manifest (faceprint models list), e.g. dlib-resnet-v1.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Card file to write: .md or .html.")],
+    eval_reports: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--eval",
+            help="An evaluation report folder (faceprint eval run -o DIR) or its metrics.json; repeat for several. "
+            "Without one the card says 'not evaluated'.",
+        ),
+    ] = None,
+) -> None:
+    """Write a model card (Mitchell et al.): details from the manifest, figures only from evaluation reports."""
+    from ..evaluation.cards import build_card, write_card
+
+    c = build_card(model, eval_reports or [])
+    path = write_card(c, output)
+    typer.echo(f"model card of {c.model} from {len(c.reports)} report(s) → {path}", err=True)
