@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from faceprint.rates import clopper_pearson
 from faceprint.io import load_image
 from faceprint.pipeline import select_faces
+from faceprint.rates import clopper_pearson
 from faceprint.registry import attribute_estimators, detectors, embedders
 
 
@@ -101,10 +101,23 @@ def cost(data: Path, repeat: int) -> dict:
         est.estimate_batch([i for i, _ in faces], [d for _, d in faces], aligned)
 
     def t_emb() -> None:
-        emb.embed([a for a in aligned])
+        emb.embed([a.image for a in aligned])
+
+    chips = [est.chips(i, d, a) for (i, d), a in zip(faces, aligned, strict=True)]
+    g, ag = np.stack([c[0] for c in chips]), np.stack([c[1] for c in chips])
+
+    def t_chips() -> None:
+        [est.chips(i, d, a) for (i, d), a in zip(faces, aligned, strict=True)]
 
     res = {}
-    for name, fn in (("attributes", t_attr), ("embedding", t_emb)):
+    parts = (
+        ("attributes", t_attr),
+        ("embedding", t_emb),
+        ("chips", t_chips),
+        ("gender_network", lambda: est._run(est._gender, g)),
+        ("age_network", lambda: est._run(est._age, ag)),
+    )
+    for name, fn in parts:
         fn()
         best = min(_timed(fn) for _ in range(repeat))
         res[name] = 1000 * best / len(faces)
@@ -143,8 +156,10 @@ def main() -> None:
     print(json.dumps({"gender_error": err}, indent=1))
     c = cost(a.data, a.repeat)
     print(
-        f"cost per face (one core, {c['faces']} LFW faces): attributes {c['attributes']:.2f} ms, "
-        f"dlib ResNet embedding {c['embedding']:.2f} ms (peer, same run): ratio {c['ratio_attributes_to_embedding']:.3f}"
+        f"cost per face (one core, {c['faces']} LFW faces): attributes {c['attributes']:.2f} ms "
+        f"(chips {c['chips']:.2f}, gender network {c['gender_network']:.2f}, age network {c['age_network']:.2f}); "
+        f"dlib ResNet embedding {c['embedding']:.2f} ms (peer, same run); "
+        f"ratio {c['ratio_attributes_to_embedding']:.3f}"
     )
     if a.update_manifest:
         update_manifest(err, "python benchmarks/bench_attributes.py --data ../shared/data --update-manifest")
