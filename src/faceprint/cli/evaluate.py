@@ -290,8 +290,8 @@ def _with_groups(
     )
     from ..evaluation.runner import face_selection
 
-    if groups is None and impostors == "protocol":
-        return src, {}
+    if groups is None and impostors == "protocol":  # --labels alone: open_protocol applied them
+        return src, ({"source": "labels", "labels": str(labels)} if labels is not None else {})
     if groups is not None and labels is not None:
         raise ConfigurationError("use either --labels FILE or --groups predicted-…, not both")
     image_groups, info = None, {"source": "labels", "labels": str(labels)} if labels is not None else {}

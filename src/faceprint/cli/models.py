@@ -66,8 +66,12 @@ def card(
     ] = None,
 ) -> None:
     """Write a model card (Mitchell et al.): details from the manifest, figures only from evaluation reports."""
+    import shlex
+    import sys
+
     from ..evaluation.cards import build_card, write_card
 
-    c = build_card(model, eval_reports or [])
+    command = shlex.join(["faceprint", *sys.argv[1:]]) if "models" in sys.argv else None
+    c = build_card(model, eval_reports or [], command=command)
     path = write_card(c, output)
     typer.echo(f"model card of {c.model} from {len(c.reports)} report(s) → {path}", err=True)
