@@ -326,16 +326,25 @@ def _blocks(card: ModelCard) -> list[Block]:
     ]
     me = d.get("measured_error")
     if me and me.get("error"):
+        per = [
+            f"{k.removeprefix('error_')} {_pct(v['rate'])} {_ci(v['ci95'])} ({v['errors']:,} of {v['n']:,})"
+            for k, v in me.items()
+            if k.startswith("error_") and isinstance(v, dict)
+        ]
         e = me["error"]
         out.append(
             (
                 "p",
                 f"Measured error on {me.get('data')}: {_pct(e['rate'])} {_ci(e['ci95'])} ({e['errors']:,} of "
-                f"{e['n']:,}); command: `{me.get('command', 'n/a')}`.",
+                f"{e['n']:,})"
+                + (f"; by labelled class: {', '.join(per)}" if per else "")
+                + f". Written to the manifest by `{me.get('command', 'n/a')}`.",
             )
         )
     if not card.reports:
-        out.append(("p", f"**{NOT_EVALUATED}**: no evaluation report was given, so this card states no figure."))
+        out.append(
+            ("p", f"**{NOT_EVALUATED}**: no evaluation report was given, so this card states no evaluation figure.")
+        )
     for i, r in enumerate(card.reports, 1):
         out += _report_blocks(r, i)
     out += [
