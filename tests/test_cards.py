@@ -43,7 +43,7 @@ def test_card_shows_the_figures_and_digest_of_a_real_report() -> None:
             assert fig in text, fig
         assert "not evaluated" not in text
         assert "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30" in text  # the model file
-        assert "Non-mated pairs demographically matched" in text
+        assert "Non-mated pairs are demographically matched" in text
 
 
 def test_no_report_says_not_evaluated_and_states_no_figure() -> None:
@@ -57,7 +57,7 @@ def test_predicted_groups_are_said_to_be_predicted_with_the_models_error() -> No
     md = render_markdown(
         build_card("dlib-resnet-v1", [REPORTS / "dlib-resnet-v1-view1-predicted-gender-same-group.json"])
     )
-    assert "Groups PREDICTED by dlib-age-gender" in md
+    assert "The groups are PREDICTED by the attribute model dlib-age-gender" in md
     err = json.loads((REPORTS / "dlib-resnet-v1-view1-predicted-gender-same-group.json").read_text())["provenance"][
         "groups"
     ]["attribute_models"]["predicted-gender"]["measured_error"]["error"]

@@ -215,31 +215,9 @@ def _fairness_blocks(r: ReportRef) -> list[Block]:
 
 
 def _group_source_blocks(g: dict[str, Any]) -> list[Block]:
-    out: list[Block] = []
-    if g.get("source") == "labels":
-        out.append(("p", f"Groups from the labels file {Path(str(g.get('labels'))).name}."))
-    if g.get("source") == "predicted":
-        parts = []
-        for kind, m in (g.get("attribute_models") or {}).items():
-            e = (m.get("measured_error") or {}).get("error")
-            parts.append(
-                f"{kind} ({m.get('model')}): "
-                + (
-                    f"error {_pct(e['rate'])} {_ci(e['ci95'])} on {e['n']:,} labelled images"
-                    if e
-                    else "error not measured"
-                )
-            )
-        out.append(("p", f"Groups PREDICTED by {g.get('estimator')}, not labelled: " + "; ".join(parts) + "."))
-    if g.get("impostors") == "same-group":
-        out.append(
-            (
-                "p",
-                f"Non-mated pairs demographically matched: up to {g['per_group']:,} pairs of different people within "
-                f"each group (seed {g['seed']}); mated pairs as in the protocol.",
-            )
-        )
-    return out
+    from .groups import describe_groups
+
+    return [("p", sentence) for sentence in describe_groups(g)]
 
 
 def _quality_blocks(r: ReportRef) -> list[Block]:

@@ -33,6 +33,7 @@ __all__ = [
     "predicted_image_groups",
     "groups_provenance",
     "apply_groups",
+    "describe_groups",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,3 +160,35 @@ def apply_groups(
     info["images_per_group"] = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
     info["images_without_group"] = int((groups == "").sum())
     return dataclasses.replace(src, protocol=p), info
+
+
+def describe_groups(info: Mapping[str, Any]) -> list[str]:
+    """Sentences for a report or card on where its groups came from (the provenance's ``"groups"``)."""
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.2f}%"
+
+    out: list[str] = []
+    if info.get("source") == "labels":
+        out.append(f"Groups from the labels file {Path(str(info.get('labels'))).name}.")
+    if info.get("source") == "predicted":
+        parts = []
+        for kind, m in (info.get("attribute_models") or {}).items():
+            e = (m.get("measured_error") or {}).get("error")
+            how = (
+                f"error {pct(e['rate'])} [{pct(e['ci95'][0])}, {pct(e['ci95'][1])}] on {e['n']:,} labelled images"
+                if e
+                else "error not measured (no labelled data)"
+            )
+            parts.append(f"{kind} by {m.get('model')}: {how}")
+        out.append(
+            f"The groups are PREDICTED by the attribute model {info.get('estimator')}, not labelled: "
+            + "; ".join(parts)
+            + ". Images whose prediction is wrong sit in the wrong group."
+        )
+    if info.get("impostors") == "same-group":
+        out.append(
+            f"Non-mated pairs are demographically matched (ISO/IEC 19795-10): up to {info['per_group']:,} pairs of "
+            f"different people within each group, drawn with seed {info['seed']}; the mated pairs are the protocol's."
+        )
+    return out

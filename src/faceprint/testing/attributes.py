@@ -15,9 +15,9 @@ import numpy as np
 
 from ..alignment import align
 from ..attributes.base import AttributeEstimate, AttributeEstimator
-from ..types import Detection
 from ._assert import require, require_faceprint_error, require_named_backend
 from ._images import FaceImages
+from .quality import _faces  # the same faces as the quality checks (one detection, memoised)
 
 __all__ = [
     "attribute_checks",
@@ -33,19 +33,6 @@ __all__ = [
 AttributeCheck = Callable[[AttributeEstimator, FaceImages], None]
 #: ages (years) and probabilities compared for equality may differ by this much
 TOL = 1e-3
-
-
-def _faces(images: FaceImages) -> list[tuple[str, Detection]]:
-    def compute() -> list[tuple[str, Detection]]:
-        det = images.reference_detector()
-        out: list[tuple[str, Detection]] = []
-        for role in ("face", "group"):
-            found = [d for d in det.detect(images[role]) if d.landmarks is not None]
-            require(found, f"the reference detector found no face with landmarks in the {role!r} photograph")
-            out += [(role, d) for d in (found if role == "group" else found[:1])]
-        return out
-
-    return images.memo(images, "attribute-faces", compute)
 
 
 def _estimates(est: AttributeEstimator, images: FaceImages) -> tuple[list[AttributeEstimate], list[str]]:

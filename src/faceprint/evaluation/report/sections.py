@@ -164,29 +164,11 @@ def _fairness(doc: Document, result: EvaluationResult) -> None:
 
 
 def _groups_note(doc: Document, info: dict[str, Any]) -> None:
-    """Where the groups came from (``eval run --groups`` / ``--impostors``; :mod:`..groups`)."""
-    if info.get("impostors") == "same-group":
-        doc.p(
-            f"Non-mated pairs are demographically matched (ISO/IEC 19795-10): up to {info['per_group']:,} pairs of "
-            f"different people within each group, drawn with seed {info['seed']}; the mated pairs are the protocol's."
-        )
-    if info.get("source") == "predicted":
-        errs = []
-        for kind, m in info.get("attribute_models", {}).items():
-            e = (m.get("measured_error") or {}).get("error")
-            errs.append(
-                f"{kind} by {m.get('model')}: "
-                + (
-                    f"error {pct(e['rate'])} {ci(e['ci95'])} on {e['n']:,} labelled images"
-                    if e
-                    else "error not measured (no labelled data)"
-                )
-            )
-        doc.p(
-            f"The groups are PREDICTED by the attribute model {info.get('estimator')}, not labelled: "
-            + "; ".join(errs)
-            + ". Images whose prediction is wrong sit in the wrong group."
-        )
+    """Where the groups came from (``eval run --labels`` / ``--groups`` / ``--impostors``)."""
+    from ..groups import describe_groups
+
+    for sentence in describe_groups(info):
+        doc.p(sentence)
 
 
 def _identification(doc: Document, result: EvaluationResult) -> None:
