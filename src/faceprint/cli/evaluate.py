@@ -152,7 +152,7 @@ ImpostorsOpt = Annotated[
     ),
 ]
 PerGroupOpt = Annotated[
-    int, typer.Option("--impostors-per-group", min=1, help="Same-group non-mated pairs drawn per group.")
+    int, typer.Option("--per-group", min=1, help="--impostors same-group: non-mated pairs drawn per group.")
 ]
 GroupsOpt = Annotated[
     str | None,
