@@ -101,3 +101,26 @@ def test_predicted_groups() -> None:
     ]
     with pytest.raises(ConfigurationError, match="unknown --groups"):
         parse_group_kinds("predicted-race")
+
+
+@pytest.mark.slow
+def test_eval_run_with_predicted_groups(tmp_path) -> None:
+    """``eval run --groups predicted-gender,predicted-age-band --impostors same-group`` on real photographs:
+    the report's groups are the predicted ones, its pairs same-group, and it says the groups are predicted."""
+    import json
+
+    pytest.importorskip("onnxruntime")
+    from faceprint.cli import main
+
+    out = tmp_path / "rep"
+    args = ["eval", "run", "--protocol", "folder", "--data", str(data_path("faces_small")), "-o", str(out)]
+    args += ["--groups", "predicted-gender,predicted-age-band", "--impostors", "same-group", "--no-cache"]
+    args += ["--detector", "dlib-hog", "--bootstrap", "0", "--threshold", "0.93"]
+    assert main(args) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    g = doc["provenance"]["groups"]
+    assert g["source"] == "predicted" and g["impostors"] == "same-group"
+    assert g["attribute_models"]["predicted-gender"]["measured_error"]["error"]["n"] > 4000
+    names = set(g["images_per_group"])
+    assert names and all(n.split("/")[0] in ("female", "male") and "/" in n for n in names)
+    assert "The groups are PREDICTED" in (out / "report.md").read_text()
