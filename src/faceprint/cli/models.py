@@ -17,11 +17,13 @@ def list_models(
 ) -> None:
     """Show every model in the manifest (licence, commercial use, operating points) and backend names."""
     from ..models import manifest
-    from ..registry import detectors, embedders
+    from ..registry import attribute_estimators, detectors, embedders
 
     specs = [s.to_dict() for s in manifest().values()]
     if json_out:
-        typer.echo(json.dumps({"models": specs, "detectors": detectors.names(), "embedders": embedders.names()}))
+        names = {"detectors": detectors.names(), "embedders": embedders.names()}
+        names["attribute_estimators"] = attribute_estimators.names()
+        typer.echo(json.dumps({"models": specs, **names}))
         return
     from rich.console import Console
     from rich.table import Table
@@ -48,6 +50,7 @@ def list_models(
     con.print(table)
     con.print(f"detector backends: {', '.join(detectors.names())}")
     con.print(f"embedder backends: {', '.join(embedders.names())}")
+    con.print(f"attribute estimator backends: {', '.join(attribute_estimators.names())}")
 
 
 @app.command("card")
