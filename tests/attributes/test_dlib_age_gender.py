@@ -35,6 +35,7 @@ def _faces(hog, folder: str):
     return out
 
 
+@pytest.mark.slow
 def test_values_in_range_on_real_faces(est, hog) -> None:
     faces = _faces(hog, "faces_small")
     assert len(faces) >= 15
