@@ -94,8 +94,8 @@ def test_cli_writes_a_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 @pytest.mark.slow
 def test_card_from_a_small_real_evaluation(tmp_path: Path) -> None:
-    """Evaluate the faces_small photographs (with groups), write the report, build the card from it."""
-    from faceprint.evaluation import open_protocol, run_protocol, write_report
+    """Evaluate the faces_small photographs (with groups and quality), write the report, build the card from it."""
+    from faceprint.evaluation import add_quality, open_protocol, run_protocol, write_report
     from tests.conftest import data_path
 
     labels = tmp_path / "labels.csv"
@@ -105,9 +105,14 @@ def test_card_from_a_small_real_evaluation(tmp_path: Path) -> None:
     src = open_protocol("folder", data_path("faces_small"), labels=labels)
     settings = {"detector": "dlib-hog", "embedder": "dlib-resnet-onnx"}
     result = run_protocol(src.protocol, settings, None, None, n_bootstrap=50, threshold=0.93)
+    result = add_quality(result, src.protocol, settings, quality="fiqa-fast")
     write_report(result, tmp_path / "rep", command="test")
     raw = (tmp_path / "rep" / "metrics.json").read_bytes()
     md = render_markdown(build_card("dlib-resnet-v1", [tmp_path / "rep"]))
     assert hashlib.sha256(raw).hexdigest() in md
-    for fig in _figures(json.loads(raw)):
+    report = json.loads(raw)
+    for fig in _figures(report):
         assert fig in md, fig
+    assert "Quality (EDC, ISO/IEC 29794-1)" in md
+    for curve in report["quality"]["curves"]:
+        assert f"| {curve['name']} | {_pct(curve['fnmr0'])} |" in md
