@@ -14,7 +14,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "faceprint"
 
 #: Kinds of pipeline stage: a package with a protocol in ``base.py`` and one module per backend.
-STAGES = {"detection", "landmarks", "quality", "attacks", "embedding", "explain", "protection"}
+STAGES = {"detection", "landmarks", "quality", "attacks", "attributes", "embedding", "explain", "protection"}
 
 #: Layer of each top-level module or package (stages: ``base.py`` is layer 1, backends layer 3).
 #: A module may import from its own layer and the layers below, never above.

@@ -27,6 +27,7 @@ from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar, cast
 
 from .attacks.base import AttackDetector
+from .attributes.base import AttributeEstimator
 from .detection.base import Detector
 from .embedding.base import Embedder
 from .errors import BackendProtocolError, UnknownModelError
@@ -37,6 +38,7 @@ from .quality.base import QualityAssessor
 __all__ = [
     "Registry",
     "attack_detectors",
+    "attribute_estimators",
     "detectors",
     "embedders",
     "explainers",
@@ -167,4 +169,10 @@ attack_detectors: Registry[AttackDetector] = Registry(
     AttackDetector,
     "faceprint.attack_detectors",
     (),  # built-in backends add their modules here (faceprint.attacks.<backend>)
+)
+attribute_estimators: Registry[AttributeEstimator] = Registry(
+    "attribute estimator",
+    AttributeEstimator,
+    "faceprint.attribute_estimators",
+    ("faceprint.attributes.dlib_age_gender",),
 )

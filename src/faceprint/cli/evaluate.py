@@ -143,6 +143,27 @@ QualityOpt = Annotated[
         "fraction of lowest-quality comparisons discarded.",
     ),
 ]
+ImpostorsOpt = Annotated[
+    Literal["protocol", "same-group"],
+    typer.Option(
+        "--impostors",
+        help="Non-mated pairs: the protocol's own, or same-group: drawn anew within each group of --labels or "
+        "--groups (ISO/IEC 19795-10), so that every group's FMR rests on thousands of comparisons.",
+    ),
+]
+PerGroupOpt = Annotated[
+    int, typer.Option("--per-group", min=1, help="--impostors same-group: non-mated pairs drawn per group.")
+]
+GroupsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--groups",
+        metavar="KINDS",
+        help="Per-group error rates on groups predicted by the attribute model (extra faceprint[attributes]): "
+        "predicted-gender, predicted-age-band, or both comma-separated (intersections). The report says they are "
+        "predicted and gives the model's measured error.",
+    ),
+]
 QualityAssessorOpt = Annotated[
     str, typer.Option("--quality-assessor", help="The quality assessor of --quality: fiqa or fiqa-fast.")
 ]
@@ -173,6 +194,9 @@ def run(
     json_out: JsonOpt = False,
     quality: QualityOpt = False,
     quality_assessor: QualityAssessorOpt = "fiqa",
+    impostors: ImpostorsOpt = "protocol",
+    impostors_per_group: PerGroupOpt = 5000,
+    groups: GroupsOpt = None,
 ) -> None:
     """Embed a protocol's images (cached: a re-run resumes), score its pairs and write a report folder."""
     from ..errors import ConfigurationError
@@ -191,6 +215,7 @@ def run(
     }
     if tta is not None:  # a FacePipeline setting; the cache key holds every pipeline setting
         settings["tta"] = tta
+    src, group_info = _with_groups(src, settings, labels, groups, impostors, impostors_per_group, seed, select)
     store = None if no_cache else EmbeddingCache(cache)
     try:
         with progress_bar(src.n_images, "embedding") as advance:
@@ -215,6 +240,8 @@ def run(
     if quality:  # a second, detection-only pass: the embedding cache is not involved
         result = _with_quality(result, src, settings, quality_assessor, select, workers or None, dask)
     result.provenance["protocol_source"] = {"kind": src.kind, "description": src.description, "data": str(data)}
+    if group_info:
+        result.provenance["groups"] = group_info
     files = write_report(result, output, command=command)
     if json_out:
         typer.echo(json.dumps(_summary(result, files, output)))
@@ -240,6 +267,49 @@ def _with_quality(
             dask=dask,
             progress=progress,
         )
+
+
+def _with_groups(
+    src: Any,
+    settings: dict[str, Any],
+    labels: Path | None,
+    groups: str | None,
+    impostors: str,
+    per_group: int,
+    seed: int,
+    select: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """``--groups`` / ``--impostors``: the protocol with predicted or labelled groups (:func:`apply_groups`)."""
+    from ..errors import ConfigurationError
+    from ..evaluation.groups import (
+        apply_groups,
+        groups_provenance,
+        parse_group_kinds,
+        predict_attributes,
+        predicted_image_groups,
+    )
+    from ..evaluation.runner import face_selection
+
+    if groups is None and impostors == "protocol":  # --labels alone: open_protocol applied them
+        return src, ({"source": "labels", "labels": str(labels)} if labels is not None else {})
+    if groups is not None and labels is not None:
+        raise ConfigurationError("use either --labels FILE or --groups predicted-…, not both")
+    image_groups, info = None, {"source": "labels", "labels": str(labels)} if labels is not None else {}
+    if groups is not None:
+        kinds = parse_group_kinds(groups)
+        sel = face_selection(src.protocol, select)["select"]
+        with progress_bar(len(src.protocol.images), "attributes") as advance:
+            estimates = predict_attributes(
+                src.protocol,
+                detector=settings["detector"],
+                detector_options=settings["detector_options"],
+                select=sel,
+                max_pixels=settings["max_pixels"],
+                progress=advance,
+            )
+        image_groups, info = predicted_image_groups(estimates, kinds), groups_provenance(kinds)
+    src, extra = apply_groups(src, image_groups, labels=labels, impostors=impostors, per_group=per_group, seed=seed)
+    return src, {**info, **extra}
 
 
 @app.command("scores")

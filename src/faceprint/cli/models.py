@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,11 +17,13 @@ def list_models(
 ) -> None:
     """Show every model in the manifest (licence, commercial use, operating points) and backend names."""
     from ..models import manifest
-    from ..registry import detectors, embedders
+    from ..registry import attribute_estimators, detectors, embedders
 
     specs = [s.to_dict() for s in manifest().values()]
     if json_out:
-        typer.echo(json.dumps({"models": specs, "detectors": detectors.names(), "embedders": embedders.names()}))
+        names = {"detectors": detectors.names(), "embedders": embedders.names()}
+        names["attribute_estimators"] = attribute_estimators.names()
+        typer.echo(json.dumps({"models": specs, **names}))
         return
     from rich.console import Console
     from rich.table import Table
@@ -47,3 +50,31 @@ def list_models(
     con.print(table)
     con.print(f"detector backends: {', '.join(detectors.names())}")
     con.print(f"embedder backends: {', '.join(embedders.names())}")
+    con.print(f"attribute estimator backends: {', '.join(attribute_estimators.names())}")
+
+
+@app.command("card")
+def card(
+    model: Annotated[
+        str, typer.Argument(help="Model name from the manifest (faceprint models list), e.g. dlib-resnet-v1.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Card file to write: .md or .html.")],
+    eval_reports: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--eval",
+            help="An evaluation report folder (faceprint eval run -o DIR) or its metrics.json; repeat for several. "
+            "Without one the card says 'not evaluated'.",
+        ),
+    ] = None,
+) -> None:
+    """Write a model card (Mitchell et al.): details from the manifest, figures only from evaluation reports."""
+    import shlex
+    import sys
+
+    from ..evaluation.cards import build_card, write_card
+
+    command = shlex.join(["faceprint", *sys.argv[1:]]) if "models" in sys.argv else None
+    c = build_card(model, eval_reports or [], command=command)
+    path = write_card(c, output)
+    typer.echo(f"model card of {c.model} from {len(c.reports)} report(s) → {path}", err=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..attributes.base import AttributeEstimator
 from ..detection.base import Detector
 from ..embedding.base import Embedder
 from ..explain.base import Explainer
@@ -55,6 +56,12 @@ def _protector_checks() -> list[Check]:
     return list(protection_checks())
 
 
+def _attribute_checks() -> list[Check]:
+    from .attributes import attribute_checks
+
+    return list(attribute_checks())
+
+
 #: kind of stage (a registry's ``kind``) → (its protocol, the function listing its checks).
 #: A new kind of stage adds one line here and a ``faceprint/testing/<kind>.py`` of checks.
 KINDS: dict[str, tuple[type[Any], Callable[[], list[Check]]]] = {
@@ -63,6 +70,7 @@ KINDS: dict[str, tuple[type[Any], Callable[[], list[Check]]]] = {
     "quality assessor": (QualityAssessor, _quality_checks),
     "explainer": (Explainer, _explainer_checks),
     "template protector": (TemplateProtector, _protector_checks),
+    "attribute estimator": (AttributeEstimator, _attribute_checks),
 }
 
 

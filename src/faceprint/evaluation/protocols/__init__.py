@@ -25,7 +25,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from . import base, csvfile, folder, ijb, insightface, labels, lfw, registry
+from . import base, csvfile, folder, ijb, insightface, labels, lfw, matched, registry
 from .base import *  # noqa: F403
 from .csvfile import *  # noqa: F403
 from .folder import *  # noqa: F403
@@ -33,6 +33,7 @@ from .ijb import *  # noqa: F403
 from .insightface import *  # noqa: F403
 from .labels import *  # noqa: F403
 from .lfw import *  # noqa: F403
+from .matched import *  # noqa: F403
 from .registry import *  # noqa: F403
 from .registry import protocol_kinds
 
@@ -45,6 +46,7 @@ __all__ = [
     *folder.__all__,
     *csvfile.__all__,
     *labels.__all__,
+    *matched.__all__,
     *registry.__all__,
 ]
 

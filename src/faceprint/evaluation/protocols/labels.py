@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ...errors import ConfigurationError, DataFormatError
 from .base import VerificationProtocol, _read_text
 
-__all__ = ["read_labels", "apply_labels"]
+__all__ = ["read_labels", "apply_labels", "image_groups", "pair_groups"]
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,8 @@ def group_of(subject: str | None, key: str, kind: LabelKind, mapping: dict[str, 
     return g or ""
 
 
-def apply_labels(protocol: VerificationProtocol, labels: Path) -> VerificationProtocol:
-    """Per-pair groups from a labels CSV (as :func:`~.folder.folder_protocol` gives them).
-
-    Pairs whose sides are in different groups get ``"<group_a>|<group_b>"``.
-    """
+def image_groups(protocol: VerificationProtocol, labels: Path) -> npt.NDArray[np.str_]:
+    """The group of each of ``protocol``'s images from a labels CSV (``""``: not listed)."""
     if protocol.templates is not None:
         raise ConfigurationError("--labels applies to image protocols, not to template protocols (IJB)")
     kind, mapping = read_labels(labels)
@@ -71,7 +69,19 @@ def apply_labels(protocol: VerificationProtocol, labels: Path) -> VerificationPr
     groups = [group_of(im.subject or img_subject.get(i), im.key, kind, mapping) for i, im in enumerate(protocol.images)]
     if not any(groups):
         log.warning("no image or identity of protocol %s is listed in %s", protocol.name, labels)
-    g_arr = np.array(groups, dtype=np.str_)
-    ga, gb = g_arr[protocol.a], g_arr[protocol.b]
-    pair_groups = np.where(ga == gb, ga, np.char.add(np.char.add(ga, "|"), gb))
-    return dataclasses.replace(protocol, groups=np.asarray(pair_groups, dtype=np.str_))
+    return np.array(groups, dtype=np.str_)
+
+
+def pair_groups(groups: npt.NDArray[np.str_], a: npt.NDArray[np.intp], b: npt.NDArray[np.intp]) -> npt.NDArray[np.str_]:
+    """The group of each pair: its sides' group, or ``"<group_a>|<group_b>"`` when they differ."""
+    ga, gb = groups[a], groups[b]
+    return np.asarray(np.where(ga == gb, ga, np.char.add(np.char.add(ga, "|"), gb)), dtype=np.str_)
+
+
+def apply_labels(protocol: VerificationProtocol, labels: Path) -> VerificationProtocol:
+    """Per-pair groups from a labels CSV (as :func:`~.folder.folder_protocol` gives them).
+
+    Pairs whose sides are in different groups get ``"<group_a>|<group_b>"``.
+    """
+    g = image_groups(protocol, labels)
+    return dataclasses.replace(protocol, groups=pair_groups(g, protocol.a, protocol.b))

@@ -160,6 +160,15 @@ def _fairness(doc: Document, result: EvaluationResult) -> None:
         f"FMR max/min {num(fd['fmr_ratio'], 2)}, FNMR max/min {num(fd['fnmr_ratio'], 2)}, "
         f"FDR {num(fd['fdr'])}, GARBE {num(fd['garbe'])} (alpha {fd['alpha']})."
     )
+    _groups_note(doc, result.provenance.get("groups") or {})
+
+
+def _groups_note(doc: Document, info: dict[str, Any]) -> None:
+    """Where the groups came from (``eval run --labels`` / ``--groups`` / ``--impostors``)."""
+    from ..groups import describe_groups
+
+    for sentence in describe_groups(info):
+        doc.p(sentence)
 
 
 def _identification(doc: Document, result: EvaluationResult) -> None:
