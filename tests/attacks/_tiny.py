@@ -295,7 +295,7 @@ def write_keras_h5(layers: list[tuple[str, list[np.ndarray]]], path: Path) -> Pa
             g = f.create_group(name)
             names = [f"{name}/{w}" for w in _WEIGHT_NAMES[kind]]
             g.attrs["weight_names"] = np.array([n.encode() for n in names])
-            for n, w in zip(names, ws):
+            for n, w in zip(names, ws, strict=True):
                 g.create_dataset(n, data=w)
         for empty in ("flatten_2", "input_2"):
             f.create_group(empty).attrs["weight_names"] = np.array([], dtype=np.float64)

@@ -164,14 +164,14 @@ def test_crop_window_is_the_reference_one_inside_the_image() -> None:
     # centred: 2.7 x a 40-px box about its centre (100, 100)
     assert crop_window(400, 400, (80, 80, 40, 40), 2.7) == (46, 46, 154, 154)
     # at the left/top border: shifted right/down, same size
-    l, t, r, b = crop_window(400, 400, (0, 0, 40, 40), 4.0)
-    assert (l, t) == (0, 0) and r - l == 160 and b - t == 160
+    left, t, r, b = crop_window(400, 400, (0, 0, 40, 40), 4.0)
+    assert (left, t) == (0, 0) and r - left == 160 and b - t == 160
     # at the right/bottom border and partly outside: shifted back inside
-    l, t, r, b = crop_window(200, 150, (170, 120, 60, 60), 2.7)
-    assert r == 199 and b == 149 and l >= 0 and t >= 0
+    left, t, r, b = crop_window(200, 150, (170, 120, 60, 60), 2.7)
+    assert r == 199 and b == 149 and left >= 0 and t >= 0
     # an image too small for the scale: the scale drops to (side - 1) / box
-    l, t, r, b = crop_window(100, 100, (30, 30, 40, 40), 4.0)
-    assert (l, t, r, b) == (0, 0, 99, 99)
+    left, t, r, b = crop_window(100, 100, (30, 30, 40, 40), 4.0)
+    assert (left, t, r, b) == (0, 0, 99, 99)
 
 
 @pytest.mark.parametrize("box", [(-30, -30, 20, 25), (90, 100, 140, 160), (-500, 50, -400, 90), (0, 0, 1, 1)])
