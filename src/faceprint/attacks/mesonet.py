@@ -33,6 +33,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -275,6 +276,17 @@ class MesoNet:
             mesonet_onnx(read_keras_weights(path), source=str(path)), threads=threads, providers=providers
         )
         self.detector_id = f"mesonet-{variant}@1"
+
+    @classmethod
+    def _conformance_cases(cls, name: str) -> list[Any]:
+        """How :mod:`faceprint.testing` builds this detector: Meso4_DF from the suite's model folders
+        (``mesonet/Meso4_DF.h5``) or the model directory; skipped when absent."""
+        from ..testing import BackendCase
+
+        def build(ctx: Any) -> MesoNet:
+            return cls(model_dir=ctx.model_file("mesonet/Meso4_DF.h5").parents[1], threads=1)
+
+        return [BackendCase(name, build)]
 
     def __repr__(self) -> str:
         return f"MesoNet(variant={self.variant!r}, threshold={self.threshold})"

@@ -293,6 +293,17 @@ class MiniFASNet:
         self._session = open_onnx_session(graph, threads=threads, providers=providers)
         self.detector_id = f"{self.name}@1"
 
+    @classmethod
+    def _conformance_cases(cls, name: str) -> list[Any]:
+        """How :mod:`faceprint.testing` builds this detector: on the real checkpoints in the suite's
+        model folders (``minifasnet/*.pth``) or the model directory; skipped when absent."""
+        from ..testing import BackendCase
+
+        def build(ctx: Any) -> MiniFASNet:
+            return cls(model_dir=ctx.model_file(f"minifasnet/{MODELS['v2'].filename}").parents[1], threads=1)
+
+        return [BackendCase(name, build)]
+
     def __repr__(self) -> str:
         return f"MiniFASNet(models={self.models!r}, threshold={self.threshold})"
 
