@@ -33,9 +33,9 @@ from typing import Any
 
 from ._cases import HOOK, BackendCase, BuildContext
 from ._images import FaceImages, ImageLike
+from ._suite import KINDS, BoundCheck, check_backend, checks_for, parametrize_with_checks
 from .attacks import *  # noqa: F403
 from .attacks import __all__ as _attacks_all
-from ._suite import KINDS, BoundCheck, check_backend, checks_for, parametrize_with_checks
 from .detection import *  # noqa: F403  (the check functions, listed in detection.__all__)
 from .detection import __all__ as _detection_all
 from .embedding import *  # noqa: F403
