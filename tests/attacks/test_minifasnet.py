@@ -97,10 +97,15 @@ def test_corrupt_and_truncated_checkpoints_give_specific_errors(tmp_path: Path) 
 # --- the graph against numpy --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("se", [False, True], ids=["V2-like", "V1SE-like"])
-def test_onnx_graph_matches_numpy_reference_on_random_weights(se: bool) -> None:
+@pytest.mark.parametrize(
+    "se,steep", [(False, False), (True, False), (False, True)], ids=["V2-like", "V1SE-like", "PReLU-slope-above-1"]
+)
+def test_onnx_graph_matches_numpy_reference_on_random_weights(se: bool, steep: bool) -> None:
     rng = np.random.default_rng(2 + se)
     sd = tiny_minifasnet(rng, se=se)
+    if steep:  # max(x, a x) is PReLU only for a <= 1: such a layer must keep ONNX's PRelu
+        sd["module.conv_23.conv.prelu.weight"] = np.full_like(sd["module.conv_23.conv.prelu.weight"], 1.7)
+        sd["module.conv1.prelu.weight"][0] = -0.4
     sess = open_onnx_session(minifasnet_onnx({"t": sd}), threads=1, providers=None)
     x = rng.uniform(0, 255, (3, 3, 80, 80)).astype(np.float32) / 64
     (got,) = sess.run(["probs_t"], {"crops_t": x})
