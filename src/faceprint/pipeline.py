@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from .alignment import align
 from .attacks.base import AttackDetector
+from .attacks.policy import attack_flag, refuse_attack
 from .batch import ProgressHook, cpu_count
 from .detection.base import Detector
 from .embedding.base import Embedder, model_tag, to_embeddings
@@ -117,6 +118,10 @@ class FacePipeline:
             Screening reports, it does not refuse: gates (gallery enrolment, the service) decide.
         pad_options: keyword settings for a named detector (``{"model_dir": ...}``); with a tuple
             of names, a dict name → settings.
+        refuse_attacks: the attack gate (needs ``pad``; :mod:`faceprint.attacks.policy`):
+            :meth:`embed_one` (enrolment) refuses a face any detector scores as an attack
+            (:class:`~faceprint.errors.AttackDetectedError`, a kind of NoFaceError) and
+            :meth:`embed_many` drops such faces; :meth:`verify` flags them.
 
     Building a pipeline loads its models (about a second for the defaults); importing
     faceprint loads none.
@@ -136,6 +141,7 @@ class FacePipeline:
         min_quality: float | None = None,
         pad: str | Sequence[str] | AttackDetector | None = None,
         pad_options: Mapping[str, Any] | None = None,
+        refuse_attacks: bool = False,
     ) -> None:
         self.tta = parse_tta(tta).name
         self._detector_spec: str | Detector = detector
@@ -157,6 +163,9 @@ class FacePipeline:
         self._pad_spec = pad
         self.pad_options = dict(pad_options or {})
         self.pad: dict[str, AttackDetector] = _attack_stage(pad, self.pad_options)
+        self.refuse_attacks = bool(refuse_attacks)
+        if self.refuse_attacks and not self.pad:
+            raise ConfigurationError("refuse_attacks needs an attack detector: pass pad='minifasnet' (or another)")
         self.quality: QualityAssessor | None = (
             quality_assessors.create(quality, **self.quality_options) if isinstance(quality, str) else quality
         )
@@ -224,7 +233,7 @@ class FacePipeline:
         if self._pad_spec is not None:  # the same: only when set
             if not isinstance(self._pad_spec, (str, tuple, list)):
                 raise ConfigurationError("worker processes need attack detectors given by name; pass workers=1")
-            out.update(pad=self._pad_spec, pad_options=self.pad_options)
+            out.update(pad=self._pad_spec, pad_options=self.pad_options, refuse_attacks=self.refuse_attacks)
         return out
 
     # --- one image -------------------------------------------------------------------------
@@ -324,8 +333,10 @@ class FacePipeline:
 
     def embed_one(self, image: ImageSource, *, select: Selection = "largest") -> Face:
         """The single face to use from an image; :class:`NoFaceError` when there is none
-        (:class:`~faceprint.errors.LowQualityError` when it is below ``min_quality``)."""
-        return refuse_low_quality(self._main_face(image, select), self.min_quality, describe_source(image))
+        (:class:`~faceprint.errors.LowQualityError` when it is below ``min_quality``,
+        :class:`~faceprint.errors.AttackDetectedError` when ``refuse_attacks`` and it scores as an attack)."""
+        face = refuse_low_quality(self._main_face(image, select), self.min_quality, describe_source(image))
+        return refuse_attack(face, self.refuse_attacks, describe_source(image))
 
     def _main_face(self, image: ImageSource, select: Selection) -> Face:
         if select == "all":
@@ -354,7 +365,12 @@ class FacePipeline:
         assert fa.embedding is not None and fb.embedding is not None
         flags = tuple(
             f
-            for f in (flag(fa.quality, self.min_quality, "image a"), flag(fb.quality, self.min_quality, "image b"))
+            for f in (
+                flag(fa.quality, self.min_quality, "image a"),
+                flag(fb.quality, self.min_quality, "image b"),
+                attack_flag(fa.attack, "image a") if self.refuse_attacks else None,
+                attack_flag(fb.attack, "image b") if self.refuse_attacks else None,
+            )
             if f
         )
         if threshold is not None:
@@ -397,7 +413,16 @@ class FacePipeline:
         return results
 
     def _gated(self, r: ImageResult, faces: list[Face]) -> ImageResult:
-        """``r`` with its faces; with ``min_quality``, faces below it dropped (all below: a LowQualityError)."""
+        """``r`` with its faces; with ``min_quality``, faces below it dropped (all below: a LowQualityError);
+        with ``refuse_attacks``, faces scored as attacks dropped (all: an AttackDetectedError)."""
+        if self.refuse_attacks:
+            kept = [f for f in faces if attack_flag(f.attack) is None]
+            if faces and not kept:
+                try:
+                    refuse_attack(faces[0], True, r.source)
+                except FaceprintError as exc:
+                    return ImageResult(r.source, [], exc, r.width, r.height)
+            faces = kept
         if self.min_quality is None:
             return ImageResult(r.source, faces, None, r.width, r.height)
         kept = [f for f in faces if flag(f.quality, self.min_quality) is None]
