@@ -3,6 +3,7 @@ cropping faces, and checking inputs."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,6 +99,19 @@ def check_inputs(
         if not isinstance(d, Detection):
             raise ConfigurationError(f"expected a faceprint Detection, got {type(d).__name__}")
     return [check_image(im) for im in imgs]
+
+
+def check_settings(threshold: object, batch_size: object) -> float:
+    """A detector's ``threshold`` (in [0, 1], returned as float) and ``batch_size`` (a positive int), checked."""
+    try:
+        t = float(threshold)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        t = math.nan
+    if not (math.isfinite(t) and 0.0 <= t <= 1.0):
+        raise ConfigurationError(f"threshold must lie in [0, 1], got {threshold!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return t
 
 
 def box_of(det: Detection) -> tuple[float, float, float, float]:

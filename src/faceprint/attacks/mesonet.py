@@ -44,7 +44,7 @@ from ..onnx_runtime import open_onnx_session
 from ..quality.fiqa import check_image
 from ..registry import attack_detectors
 from ..types import AttackScore, Detection
-from ._graph import GraphBuilder, box_of, check_inputs, find_model_file, float_input
+from ._graph import GraphBuilder, box_of, check_inputs, check_settings, find_model_file, float_input
 
 __all__ = ["MesoNet", "VARIANTS", "mesonet_crop", "mesonet_onnx", "read_keras_weights", "INPUT_SIZE"]
 
@@ -262,11 +262,7 @@ class MesoNet:
     ) -> None:
         if variant not in VARIANTS:
             raise ConfigurationError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
-        t = float(threshold)
-        if not (math.isfinite(t) and 0.0 <= t <= 1.0):
-            raise ConfigurationError(f"threshold must lie in [0, 1], got {threshold!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        t = check_settings(threshold, batch_size)
         self.variant = variant
         self.threshold = t
         self.batch_size = batch_size

@@ -28,7 +28,6 @@ its ``/255`` commented out).
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from ..errors import ConfigurationError, ModelShapeError
 from ..onnx_runtime import open_onnx_session
 from ..registry import attack_detectors
 from ..types import AttackScore, Detection
-from ._graph import BN_EPS_TORCH, GraphBuilder, box_of, check_inputs, find_model_file, float_input
+from ._graph import BN_EPS_TORCH, GraphBuilder, box_of, check_inputs, check_settings, find_model_file, float_input
 from .torch_checkpoint import read_state_dict
 
 __all__ = ["MiniFASNet", "MODELS", "minifasnet_crop", "minifasnet_onnx", "CROP_SIZE"]
@@ -275,11 +274,7 @@ class MiniFASNet:
         unknown = [t for t in tags if t not in MODELS]
         if not tags or unknown or len(set(tags)) != len(tags):
             raise ConfigurationError(f"models must be one or more of {sorted(MODELS)} (no repeats), got {models!r}")
-        t = float(threshold)
-        if not (math.isfinite(t) and 0.0 <= t <= 1.0):
-            raise ConfigurationError(f"threshold must lie in [0, 1], got {threshold!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        t = check_settings(threshold, batch_size)
         self.threshold = t
         self.batch_size = batch_size
         self.models = tuple(tags)

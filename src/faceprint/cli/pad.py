@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from typer.core import TyperGroup
 
-from ..errors import NoFaceError
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR
-from .app_common import EXIT_BAD_INPUT, EXIT_NO_FACE, EXIT_NO_MATCH, emit_error_line, finite_float, iter_images
+from ..types import AttackScore, Detection
+from .app_common import EXIT_NO_MATCH, ImageTally, default_command_group, faces_by_image, finite_float
 from .recognize import JsonOpt, MaxPixelsOpt, UpsampleOpt
 
 __all__ = ["app", "score", "DEFAULT_COMMAND"]
@@ -37,17 +36,8 @@ __all__ = ["app", "score", "DEFAULT_COMMAND"]
 DEFAULT_COMMAND = "score"
 
 
-class _PadGroup(TyperGroup):
-    """``faceprint pad``: a first argument that is not one of the group's commands starts ``score``."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = [DEFAULT_COMMAND, *args]
-        return list(super().parse_args(ctx, args))
-
-
 app = typer.Typer(
-    cls=_PadGroup,
+    cls=default_command_group(DEFAULT_COMMAND),
     help="Liveness (presentation-attack) and deepfake screening: `faceprint pad IMG...` scores every face "
     "(higher = more likely an attack).",
     no_args_is_help=True,
@@ -59,7 +49,7 @@ class AttackDetectorChoice(enum.StrEnum):
     mesonet = "mesonet"
 
 
-def _line(source: str, i: int, bbox: list[float], s: Any) -> dict[str, Any]:
+def _line(source: str, i: int, bbox: list[float], s: AttackScore) -> dict[str, Any]:
     return {"source": source, "face": i, "bbox": [round(v, 1) for v in bbox], **s.to_dict()}
 
 
@@ -123,29 +113,21 @@ def score(
             opts["variant"] = variant
     pad = attack_detectors.create(detector_name.value, **opts)
     finder = detectors.create(face_detector, **({} if upsample is None else {"upsample": upsample}))
-    unreadable = without_face = attacks = 0
+
+    def screen(path: Path) -> list[tuple[Detection, AttackScore]]:
+        img = load_image(path, max_pixels=max_pixels or None)
+        faces = select_faces(finder.detect(img), img.shape, select)
+        return list(zip(faces, pad.score_batch([img] * len(faces), faces), strict=True))
+
+    tally = ImageTally()
+    attacks = 0
     if not json_out:
         typer.echo("image\tface\tbox (x,y w×h)\tscore\tverdict")
-    for path in iter_images(images):
-        try:
-            img = load_image(path, max_pixels=max_pixels or None)
-            faces = select_faces(finder.detect(img), img.shape, select)
-            scores = pad.score_batch([img] * len(faces), faces)
-        except Exception as exc:  # report and go on: one bad file must not stop the run
-            unreadable += 1
-            emit_error_line(str(path), exc)
-            continue
-        if not faces:
-            without_face += 1
-            emit_error_line(str(path), NoFaceError(f"no face found in {path}"))
-            continue
-        for i, (face, s) in enumerate(zip(faces, scores, strict=True)):
+    for path, scored in faces_by_image(images, screen, tally):
+        for i, (face, s) in enumerate(scored):
             attacks += s.is_attack
             line = _line(str(path), i, face.bbox.as_list(), s)
             sys.stdout.write((json.dumps(line) if json_out else _row(line)) + "\n")
-    if unreadable:
-        raise typer.Exit(code=EXIT_BAD_INPUT)
-    if without_face:
-        raise typer.Exit(code=EXIT_NO_FACE)
+    tally.exit_if_any()
     if fail_on_attack and attacks:
         raise typer.Exit(code=EXIT_NO_MATCH)

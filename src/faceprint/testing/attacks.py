@@ -21,8 +21,8 @@ import numpy as np
 from ..attacks.base import ATTACK_KINDS, AttackDetector
 from ..types import AttackScore, BBox, Detection, Landmarks
 from ._assert import require, require_faceprint_error, require_named_backend
-from ._images import FaceImages
-from .quality import _bad_images, _faces
+from ._images import FaceImages, strided_readonly_view
+from .quality import _bad_images, _faces, per_face_on_copies
 
 __all__ = [
     "attack_checks",
@@ -44,17 +44,7 @@ TOL = 1e-4
 
 def _scores(detector: AttackDetector, images: FaceImages) -> tuple[list[AttackScore], list[str]]:
     """(``score`` of each face on writable copies, the roles whose array it wrote into), once per detector."""
-
-    def compute() -> tuple[list[AttackScore], list[str]]:
-        out, changed = [], []
-        for role, d in _faces(images):
-            copy = images[role].copy()
-            out.append(detector.score(copy, d))
-            if not np.array_equal(copy, images[role]):
-                changed.append(role)
-        return out, changed
-
-    return images.memo(detector, "attack-score", compute)
+    return per_face_on_copies(detector, images, "attack-score", detector.score)
 
 
 def _valid(s: object, detector: AttackDetector, what: str) -> AttackScore:
@@ -121,10 +111,7 @@ def check_attack_accepts_views(detector: AttackDetector, images: FaceImages) -> 
     """A read-only, non-contiguous view of a photograph gives the same score as the photograph."""
     role, d = _faces(images)[0]
     img = images[role]
-    wide = np.zeros((img.shape[0], img.shape[1] * 2, 3), np.uint8)
-    wide[:, ::2] = img
-    view = wide[:, ::2]
-    view.setflags(write=False)
+    view = strided_readonly_view(img)
     _same(_scores(detector, images)[0][0], detector.score(view, d), "strided read-only view vs array")
 
 
