@@ -13,6 +13,8 @@ from ..conftest import data_path, shared_model_path
 
 FAST = ["--face-detector", "dlib-hog"]
 
+pytestmark = pytest.mark.slow  # each test loads the detectors and models in-process (seconds)
+
 
 @pytest.fixture(scope="module")
 def models() -> Path:
