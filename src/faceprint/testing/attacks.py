@@ -137,7 +137,11 @@ def check_attack_border_faces(detector: AttackDetector, images: FaceImages) -> N
         "larger than the image": Detection(BBox(-w, -h, 2.0 * w, 2.0 * h), d.score, d.landmarks, d.detector),
     }
     for what, det in cases.items():
-        _valid(detector.score(img, det), detector, f"a face {what}")
+        try:
+            s = detector.score(img, det)
+        except Exception as exc:
+            raise AssertionError(f"a face {what} raised {type(exc).__name__}: {exc}; crops must be padded") from exc
+        _valid(s, detector, f"a face {what}")
 
 
 def check_attack_bad_input(detector: AttackDetector, images: FaceImages) -> None:
