@@ -54,3 +54,32 @@ def test_without_the_policy_nothing_is_refused(gate: FacePipeline) -> None:
     assert report_only.verify(sample("image_T1"), sample("image_F1")).flags == ()
     with pytest.raises(ConfigurationError, match="refuse_attacks needs"):
         FacePipeline("dlib-hog", refuse_attacks=True)
+
+
+@pytest.mark.slow
+def test_gallery_enroll_cli_refuses_attacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import json
+
+    from faceprint.cli import main
+
+    monkeypatch.setenv("FACEPRINT_MODEL_DIR", str(shared_model_path("minifasnet", "samples").parents[1]))
+    g = str(tmp_path / "g")
+    assert main(["gallery", "create", g]) == 0
+    capsys.readouterr()
+    code = main(
+        [
+            "gallery",
+            "enroll",
+            g,
+            "ada",
+            str(sample("image_F1")),
+            str(sample("image_T1")),
+            "--pad",
+            "minifasnet",
+            "--refuse-attacks",
+            "--json",
+        ]
+    )
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 4 and out["templates"] == 1 and "AttackDetectedError" in out["failed"][0]["error"]
+    assert main(["gallery", "enroll", g, "ada", str(sample("image_F1")), "--refuse-attacks"]) == 2  # needs --pad
