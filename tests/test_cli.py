@@ -163,6 +163,7 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "explain pair": ["explain", "pair", str(tmp / "missing.jpg"), obama],
         "explain eval": ["explain", "eval", "--protocol", "folder", "--data", str(empty)],
         "protect eval": ["protect", "eval", "--protocol", "folder", "--data", str(empty), "--method", "biohash"],
+        "pad score": ["pad", "score", str(tmp / "missing.jpg"), "--model-dir", str(empty)],
     }
 
 

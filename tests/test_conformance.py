@@ -21,7 +21,15 @@ import pytest
 
 from faceprint.detection.base import Detector
 from faceprint.errors import ModelNotFoundError
-from faceprint.registry import Registry, detectors, embedders, explainers, quality_assessors, template_protectors
+from faceprint.registry import (
+    Registry,
+    attack_detectors,
+    detectors,
+    embedders,
+    explainers,
+    quality_assessors,
+    template_protectors,
+)
 from faceprint.testing import (
     BackendCase,
     BuildContext,
@@ -59,7 +67,9 @@ def photos() -> FaceImages:
 
 
 @parametrize_with_checks(
-    [detectors, embedders, quality_assessors, explainers, template_protectors], images=photos, model_dirs=[MODELS]
+    [detectors, embedders, quality_assessors, explainers, template_protectors, attack_detectors],
+    images=photos,
+    model_dirs=[MODELS],
 )
 def test_conformance(backend: BackendCase, check) -> None:
     check(backend)

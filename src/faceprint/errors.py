@@ -57,6 +57,9 @@ __all__ = [
     "TemplateMismatchError",
     "KeyMismatchError",
     "TamperedTemplateError",
+    "UnsafeCheckpointError",
+    "ModelShapeError",
+    "AttackDetectedError",
 ]
 
 
@@ -325,3 +328,21 @@ class KeyMismatchError(TemplateMismatchError):
 class TamperedTemplateError(ProtectionError):
     """A protected template's bytes do not pass their integrity check (altered, truncated or
     from another key): it is refused rather than scored."""
+
+
+# --- attack detection (faceprint pad) ------------------------------------------------------------
+
+
+class UnsafeCheckpointError(ModelFormatError):
+    """A model checkpoint's pickle references something other than tensor types (for example
+    ``os.system``): it is refused before anything in it runs. Use the original file."""
+
+
+class ModelShapeError(ModelFormatError):
+    """A model file holds a tensor of the wrong shape, or lacks one, for the network it should
+    describe: a different model or variant, or a damaged file."""
+
+
+class AttackDetectedError(NoFaceError):
+    """A policy refuses faces an attack detector scores as an attack (a presentation attack, a
+    deepfake or a morph), for example at gallery enrolment with a liveness gate set."""

@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .alignment import align
+from .attacks.base import AttackDetector
+from .attacks.policy import attack_flag, refuse_attack
 from .batch import ProgressHook, cpu_count
 from .detection.base import Detector
 from .embedding.base import Embedder, model_tag, to_embeddings
@@ -29,7 +31,7 @@ from .io import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
 from .models import OperatingPoint
 from .quality.base import QualityAssessor
 from .quality.select import BestShot, best_of, check_min_quality, flag, refuse_low_quality
-from .registry import detectors, embedders, quality_assessors
+from .registry import attack_detectors, detectors, embedders, quality_assessors
 from .scoring import decide
 from .types import AlignedFace, Decision, Detection, Face
 
@@ -109,6 +111,17 @@ class FacePipeline:
             and :meth:`embed_many` refuse a face below it as a failure to enrol
             (:class:`~faceprint.errors.LowQualityError`, a kind of NoFaceError); :meth:`verify`
             does not refuse but flags it (``VerifyResult.flags``); :meth:`analyze` keeps every face.
+        pad: attack screening (liveness / deepfake, :mod:`faceprint.attacks`): a registered attack
+            detector (``"minifasnet"``, ``"mesonet"``) or an AttackDetector object, and every
+            :class:`Face` carries ``face.attack`` (an :class:`~faceprint.types.AttackScore`,
+            higher = attack); or a tuple of names, and ``face.attack`` is a dict name → AttackScore.
+            Screening reports, it does not refuse: gates (gallery enrolment, the service) decide.
+        pad_options: keyword settings for a named detector (``{"model_dir": ...}``); with a tuple
+            of names, a dict name → settings.
+        refuse_attacks: the attack gate (needs ``pad``; :mod:`faceprint.attacks.policy`):
+            :meth:`embed_one` (enrolment) refuses a face any detector scores as an attack
+            (:class:`~faceprint.errors.AttackDetectedError`, a kind of NoFaceError) and
+            :meth:`embed_many` drops such faces; :meth:`verify` flags them.
 
     Building a pipeline loads its models (about a second for the defaults); importing
     faceprint loads none.
@@ -126,6 +139,9 @@ class FacePipeline:
         quality: str | QualityAssessor | None = None,
         quality_options: Mapping[str, Any] | None = None,
         min_quality: float | None = None,
+        pad: str | Sequence[str] | AttackDetector | None = None,
+        pad_options: Mapping[str, Any] | None = None,
+        refuse_attacks: bool = False,
     ) -> None:
         self.tta = parse_tta(tta).name
         self._detector_spec: str | Detector = detector
@@ -144,6 +160,12 @@ class FacePipeline:
         self.min_quality = check_min_quality(min_quality)
         if self.min_quality is not None and quality is None:
             raise ConfigurationError("min_quality needs a quality assessor: pass quality='fiqa' (or another)")
+        self._pad_spec = pad
+        self.pad_options = dict(pad_options or {})
+        self.pad: dict[str, AttackDetector] = _attack_stage(pad, self.pad_options)
+        self.refuse_attacks = bool(refuse_attacks)
+        if self.refuse_attacks and not self.pad:
+            raise ConfigurationError("refuse_attacks needs an attack detector: pass pad='minifasnet' (or another)")
         self.quality: QualityAssessor | None = (
             quality_assessors.create(quality, **self.quality_options) if isinstance(quality, str) else quality
         )
@@ -208,6 +230,10 @@ class FacePipeline:
             if not isinstance(self._quality_spec, str):
                 raise ConfigurationError("worker processes need a quality assessor given by name; pass workers=1")
             out.update(quality=self._quality_spec, quality_options=self.quality_options, min_quality=self.min_quality)
+        if self._pad_spec is not None:  # the same: only when set
+            if not isinstance(self._pad_spec, (str, tuple, list)):
+                raise ConfigurationError("worker processes need attack detectors given by name; pass workers=1")
+            out.update(pad=self._pad_spec, pad_options=self.pad_options, refuse_attacks=self.refuse_attacks)
         return out
 
     # --- one image -------------------------------------------------------------------------
@@ -230,8 +256,10 @@ class FacePipeline:
         vecs = self.embedder.embed([a.image for a in aligned])
         embs = to_embeddings(self.embedder, vecs)
         quals = self._assess([image] * len(usable), usable, aligned)
+        attacks = self._screen([image] * len(usable), usable)
         return [
-            Face(d, e, a if keep_aligned else None, q) for d, e, a, q in zip(usable, embs, aligned, quals, strict=True)
+            Face(d, e, a if keep_aligned else None, q, s)
+            for d, e, a, q, s in zip(usable, embs, aligned, quals, attacks, strict=True)
         ]
 
     # --- quality ---------------------------------------------------------------------------
@@ -243,6 +271,18 @@ class FacePipeline:
         if self.quality is None or not dets:
             return [None] * len(dets)
         return list(self.quality.assess_batch(images, dets, aligned))
+
+    # --- attack screening -------------------------------------------------------------------
+
+    def _screen(self, images: Sequence[npt.NDArray[np.uint8]], dets: Sequence[Detection]) -> list[Any]:
+        """Each face's attack screening (None each when the pipeline has no ``pad``): one
+        AttackScore for one detector, a dict name → AttackScore for several."""
+        if not self.pad or not dets:
+            return [None] * len(dets)
+        per = {name: det.score_batch(images, dets) for name, det in self.pad.items()}
+        if len(per) == 1:
+            return list(next(iter(per.values())))
+        return [{name: scores[i] for name, scores in per.items()} for i in range(len(dets))]
 
     def assess_quality(self, image: ImageSource, *, select: Selection = "all") -> list[Face]:
         """Detect the faces of one image and assess their quality, without embedding them.
@@ -293,8 +333,10 @@ class FacePipeline:
 
     def embed_one(self, image: ImageSource, *, select: Selection = "largest") -> Face:
         """The single face to use from an image; :class:`NoFaceError` when there is none
-        (:class:`~faceprint.errors.LowQualityError` when it is below ``min_quality``)."""
-        return refuse_low_quality(self._main_face(image, select), self.min_quality, describe_source(image))
+        (:class:`~faceprint.errors.LowQualityError` when it is below ``min_quality``,
+        :class:`~faceprint.errors.AttackDetectedError` when ``refuse_attacks`` and it scores as an attack)."""
+        face = refuse_low_quality(self._main_face(image, select), self.min_quality, describe_source(image))
+        return refuse_attack(face, self.refuse_attacks, describe_source(image))
 
     def _main_face(self, image: ImageSource, select: Selection) -> Face:
         if select == "all":
@@ -323,7 +365,12 @@ class FacePipeline:
         assert fa.embedding is not None and fb.embedding is not None
         flags = tuple(
             f
-            for f in (flag(fa.quality, self.min_quality, "image a"), flag(fb.quality, self.min_quality, "image b"))
+            for f in (
+                flag(fa.quality, self.min_quality, "image a"),
+                flag(fb.quality, self.min_quality, "image b"),
+                attack_flag(fa.attack, "image a") if self.refuse_attacks else None,
+                attack_flag(fb.attack, "image b") if self.refuse_attacks else None,
+            )
             if f
         )
         if threshold is not None:
@@ -354,18 +401,28 @@ class FacePipeline:
         crops = [align(img, d, self.embedder.template) for _, img, dets in pending for d in dets]
         if crops:
             embs = to_embeddings(self.embedder, self.embedder.embed([c.image for c in crops]))
-            quals = self._assess(
-                [img for _, img, dets in pending for _ in dets], [d for *_, ds in pending for d in ds], crops
-            )
+            flat_images = [img for _, img, dets in pending for _ in dets]
+            flat_dets = [d for *_, ds in pending for d in ds]
+            quals = self._assess(flat_images, flat_dets, crops)
+            attacks = self._screen(flat_images, flat_dets)
             k = 0
             for idx, _img, dets in pending:
-                faces = [Face(d, embs[k + j], None, quals[k + j]) for j, d in enumerate(dets)]
+                faces = [Face(d, embs[k + j], None, quals[k + j], attacks[k + j]) for j, d in enumerate(dets)]
                 k += len(dets)
                 results[idx] = self._gated(results[idx], faces)
         return results
 
     def _gated(self, r: ImageResult, faces: list[Face]) -> ImageResult:
-        """``r`` with its faces; with ``min_quality``, faces below it dropped (all below: a LowQualityError)."""
+        """``r`` with its faces; with ``min_quality``, faces below it dropped (all below: a LowQualityError);
+        with ``refuse_attacks``, faces scored as attacks dropped (all: an AttackDetectedError)."""
+        if self.refuse_attacks:
+            kept = [f for f in faces if attack_flag(f.attack) is None]
+            if faces and not kept:
+                try:
+                    refuse_attack(faces[0], True, r.source)
+                except FaceprintError as exc:
+                    return ImageResult(r.source, [], exc, r.width, r.height)
+            faces = kept
         if self.min_quality is None:
             return ImageResult(r.source, faces, None, r.width, r.height)
         kept = [f for f in faces if flag(f.quality, self.min_quality) is None]
@@ -429,6 +486,33 @@ class FacePipeline:
             total=total,
         ):
             yield from results
+
+
+def _attack_stage(
+    pad: str | Sequence[str] | AttackDetector | None, options: Mapping[str, Any]
+) -> dict[str, AttackDetector]:
+    """``FacePipeline(pad=...)`` as name → built detector: a name or an object (``options`` its
+    settings), or several names (``options`` then maps each name to its settings)."""
+    if pad is None:
+        if options:
+            raise ConfigurationError("pad_options needs pad: pass pad='minifasnet' (or another attack detector)")
+        return {}
+    if isinstance(pad, str):
+        return {pad: attack_detectors.create(pad, **options)}
+    if isinstance(pad, (tuple, list)):
+        names = [str(n) for n in pad]
+        if not names or len(set(names)) != len(names):
+            raise ConfigurationError(f"pad must name one or more different attack detectors, got {pad!r}")
+        unknown = set(options) - set(names)
+        if unknown or not all(isinstance(v, Mapping) for v in options.values()):
+            raise ConfigurationError(
+                "with several attack detectors, pad_options maps each detector's name to its settings "
+                f"(got keys {sorted(options)} for detectors {names})"
+            )
+        return {n: attack_detectors.create(n, **dict(options.get(n, {}))) for n in names}
+    if isinstance(pad, AttackDetector):
+        return {pad.name: pad}
+    raise ConfigurationError(f"pad must be an attack detector name, several names or an AttackDetector, got {pad!r}")
 
 
 # kept for callers of faceprint < 0.2 (benchmarks/bench_lfw.py); the one implementation is batch.cpu_count

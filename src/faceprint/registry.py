@@ -168,7 +168,7 @@ attack_detectors: Registry[AttackDetector] = Registry(
     "attack detector",
     AttackDetector,
     "faceprint.attack_detectors",
-    (),  # built-in backends add their modules here (faceprint.attacks.<backend>)
+    ("faceprint.attacks.minifasnet", "faceprint.attacks.mesonet"),
 )
 attribute_estimators: Registry[AttributeEstimator] = Registry(
     "attribute estimator",

@@ -291,6 +291,9 @@ class Face:
     embedding: Embedding | None = None
     aligned: AlignedFace | None = field(default=None, repr=False)
     quality: QualityReport | None = None
+    #: attack screening (``FacePipeline(pad=...)``): one :class:`AttackScore` for one detector, or
+    #: a mapping detector name → AttackScore when the pipeline runs several; None when not screened
+    attack: AttackScore | Mapping[str, AttackScore] | None = None
 
     def to_dict(self, *, with_embedding: bool = False) -> dict[str, Any]:
         d = self.detection.to_dict()
@@ -300,6 +303,10 @@ class Face:
                 d["embedding"] = [float(x) for x in self.embedding.vector]
         if self.quality is not None:
             d["quality"] = self.quality.to_dict()
+        if isinstance(self.attack, AttackScore):
+            d["attack"] = self.attack.to_dict()
+        elif self.attack is not None:
+            d["attack"] = {k: v.to_dict() for k, v in self.attack.items()}
         return d
 
 

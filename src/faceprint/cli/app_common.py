@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
+
+T = TypeVar("T")
 
 EXIT_NO_MATCH = 1
 EXIT_USAGE = 2
@@ -100,3 +104,54 @@ def done_counter(advance: Callable[[int], None]) -> Callable[[int, int | None], 
         seen = done
 
     return progress
+
+
+def default_command_group(command: str) -> type[Any]:
+    """A typer group class whose first argument, when it is not one of its commands, starts
+    ``command`` (``faceprint explain A B`` = ``explain pair A B``; ``faceprint pad IMG`` = ``pad score IMG``)."""
+    from typer.core import TyperGroup
+
+    class DefaultCommandGroup(TyperGroup):
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+                args = [command, *args]
+            return list(super().parse_args(ctx, args))
+
+    return DefaultCommandGroup
+
+
+@dataclass
+class ImageTally:
+    """What :func:`faces_by_image` could not use: unreadable images, images without a face."""
+
+    unreadable: int = 0
+    without_face: int = 0
+
+    def exit_if_any(self) -> None:
+        """Exit 3 when an image could not be read, else 4 when one had no face; else return."""
+        if self.unreadable:
+            raise typer.Exit(code=EXIT_BAD_INPUT)
+        if self.without_face:
+            raise typer.Exit(code=EXIT_NO_FACE)
+
+
+def faces_by_image(
+    inputs: Iterable[Path], find: Callable[[Path], Sequence[T]], tally: ImageTally
+) -> Iterator[tuple[Path, Sequence[T]]]:
+    """``(path, find(path))`` for each image of ``inputs`` (folders walked) that gives faces. An
+    image that fails or gives none is reported as a JSON line on stderr and counted in ``tally``:
+    one bad file does not stop the run."""
+    from ..errors import NoFaceError
+
+    for path in iter_images(inputs):
+        try:
+            found = find(path)
+        except Exception as exc:  # report and go on
+            tally.unreadable += 1
+            emit_error_line(str(path), exc)
+            continue
+        if not found:
+            tally.without_face += 1
+            emit_error_line(str(path), NoFaceError(f"no face found in {path}"))
+            continue
+        yield path, found

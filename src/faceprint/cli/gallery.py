@@ -73,6 +73,8 @@ def _pipeline(
     quality: str | None = None,
     min_quality: float | None = None,
     stored: dict[str, Any] | None = None,
+    pad: str | None = None,
+    refuse_attacks: bool = False,
 ) -> FacePipeline | None:
     """The pipeline the options ask for (None: the gallery's own). With ``quality``, the gallery's
     ``stored`` pipeline settings (or the given backends) plus that quality assessor."""
@@ -80,7 +82,9 @@ def _pipeline(
 
     if min_quality is not None and quality is None:
         raise ConfigurationError("--min-quality needs a quality assessor: add --quality fiqa (or fiqa-fast)")
-    if detector is None and embedder is None and quality is None:
+    if refuse_attacks and pad is None:
+        raise ConfigurationError("--refuse-attacks needs an attack detector: add --pad minifasnet (or mesonet)")
+    if detector is None and embedder is None and quality is None and pad is None:
         return None
     from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, FacePipeline
     from ..registry import detectors, embedders, quality_assessors
@@ -94,7 +98,7 @@ def _pipeline(
         settings = {"detector": det, "embedder": emb}
     if quality is not None:
         quality_assessors.get(quality)  # an unknown name: UnknownModelError naming the known ones
-    return FacePipeline(**settings, quality=quality, min_quality=min_quality)
+    return FacePipeline(**settings, quality=quality, min_quality=min_quality, pad=pad, refuse_attacks=refuse_attacks)
 
 
 def _check_buildable(kind: str, factory: Any, name: str) -> None:
@@ -191,6 +195,15 @@ def enroll(
             help="largest or central face of each image, or best: only each subject's best image (needs --quality).",
         ),
     ] = "largest",
+    pad: Annotated[
+        str | None,
+        typer.Option(
+            "--pad", help="Screen faces with this attack detector (minifasnet, mesonet; $FACEPRINT_MODEL_DIR)."
+        ),
+    ] = None,
+    refuse_attacks: Annotated[
+        bool, typer.Option("--refuse-attacks", help="With --pad: refuse faces scored as attacks as failures to enrol.")
+    ] = False,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -199,7 +212,15 @@ def enroll(
     With --quality, each template stores its face's quality (0-100)."""
     pairs = _enrol_pairs(args, folders)
     with _open(gallery, backend) as g, progress_bar(len(pairs), "enrolling") as advance:
-        pipe = _pipeline(detector, embedder, quality=quality, min_quality=min_quality, stored=g.settings.pipeline)
+        pipe = _pipeline(
+            detector,
+            embedder,
+            quality=quality,
+            min_quality=min_quality,
+            stored=g.settings.pipeline,
+            pad=pad,
+            refuse_attacks=refuse_attacks,
+        )
         done = 0
 
         def hook(n: int, _total: int | None) -> None:

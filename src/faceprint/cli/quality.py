@@ -15,11 +15,10 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ..errors import NoFaceError
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR
 from ..types import Face
-from .app_common import EXIT_BAD_INPUT, EXIT_NO_FACE, emit_error_line, iter_images
+from .app_common import ImageTally, faces_by_image
 from .recognize import DetectorOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
 
 __all__ = ["quality", "register"]
@@ -76,28 +75,15 @@ def quality(
 
     det_opts: dict[str, Any] = {} if upsample is None else {"upsample": upsample}
     pipe = FacePipeline(detector, detector_options=det_opts, max_pixels=max_pixels or None, quality=assessor)
-    unreadable = without_face = 0
+    tally = ImageTally()
     if not json_out:
         header = "image\tface\tbox (x,y w×h)\tquality" + ("\twhat pulls it down" if explain else "")
         typer.echo(header)
-    for path in iter_images(images):
-        try:
-            faces = pipe.assess_quality(path, select=select)
-        except Exception as exc:  # report and go on: one bad file must not stop the run
-            unreadable += 1
-            emit_error_line(str(path), exc)
-            continue
-        if not faces:
-            without_face += 1
-            emit_error_line(str(path), NoFaceError(f"no face found in {path}"))
-            continue
+    for path, faces in faces_by_image(images, lambda p: pipe.assess_quality(p, select=select), tally):
         for i, face in enumerate(faces):
             line = _line(str(path), i, face, explain)
             sys.stdout.write((json.dumps(line) if json_out else _table_row(line, explain)) + "\n")
-    if unreadable:
-        raise typer.Exit(code=EXIT_BAD_INPUT)
-    if without_face:
-        raise typer.Exit(code=EXIT_NO_FACE)
+    tally.exit_if_any()
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,14 @@ import numpy as np
 import numpy.typing as npt
 
 from ..batch import ProgressHook
-from ..errors import ConfigurationError, EmbeddingMismatchError, FaceprintError, LowQualityError, NoFaceError
+from ..errors import (
+    AttackDetectedError,
+    ConfigurationError,
+    EmbeddingMismatchError,
+    FaceprintError,
+    LowQualityError,
+    NoFaceError,
+)
 from ..types import BBox, Embedding
 from . import images
 from .core import GalleryCore, as_matrix
@@ -120,6 +127,8 @@ class EnrolmentMixin(GalleryCore):
           reported in the result's ``failed`` (a :class:`~faceprint.errors.LowQualityError` naming
           the weak components) and the other images are enrolled; when none is left, nothing is
           written (the subject is not created);
+        - the same for a face the pipeline's attack gate refuses (``FacePipeline(pad=...,
+          refuse_attacks=True)``: :class:`~faceprint.errors.AttackDetectedError`);
         - ``select="best"`` enrols only the best image: the largest face of highest unified
           quality among all of them (the choice of :meth:`FacePipeline.best_shot
           <faceprint.pipeline.FacePipeline.best_shot>`, the earliest on a tie). Images without a
@@ -147,7 +156,7 @@ class EnrolmentMixin(GalleryCore):
             try:
                 face = pipe.embed_one(data if data is not None else src, select=_one_face(select))
             except FaceprintError as exc:
-                if not (best_only or isinstance(exc, LowQualityError)):
+                if not (best_only or isinstance(exc, (LowQualityError, AttackDetectedError))):
                     raise
                 failed.append(EnrollFailure.of(subject, label, exc))
                 continue
@@ -157,7 +166,7 @@ class EnrolmentMixin(GalleryCore):
                 chosen = (face, data, label, suffix, q)
         if chosen is not None:
             rows.append(self._row_from_face(subject, *chosen, metadata))
-        elif best_only and not any(isinstance(f.exception, LowQualityError) for f in failed):
+        elif best_only and not any(isinstance(f.exception, (LowQualityError, AttackDetectedError)) for f in failed):
             raise NoFaceError(f"none of the {len(srcs)} images of {subject!r} has a usable face")
         for f in failed:
             log.warning("not enrolled: %s of %r: %s", f.image, f.subject, f.error)

@@ -64,6 +64,8 @@ class PipelineSpec:
     max_pixels: int | None = None
     quality: str | None = None
     min_quality: float | None = None
+    pad: str | None = None
+    refuse_attacks: bool = False
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> PipelineSpec:
@@ -78,6 +80,8 @@ class PipelineSpec:
             settings.max_pixels,
             settings.quality,
             settings.min_quality,
+            settings.pad,
+            settings.refuse_attacks,
         )
 
     def build(self) -> FacePipeline:
@@ -89,6 +93,9 @@ class PipelineSpec:
             max_pixels=self.max_pixels,
             quality=self.quality,
             min_quality=self.min_quality,
+            pad=self.pad,
+            pad_options={"threads": 1} if self.pad else None,
+            refuse_attacks=self.refuse_attacks,
         )
 
 
@@ -108,6 +115,8 @@ def build_pipelines(settings: ServiceSettings) -> list[FacePipeline]:
                 max_pixels=settings.max_pixels,
                 quality=first.quality,
                 min_quality=settings.min_quality,
+                pad=next(iter(first.pad.values()), None),
+                refuse_attacks=first.refuse_attacks,
             )
         )
     return pipes
@@ -121,6 +130,8 @@ def _describe(pipe: FacePipeline) -> dict[str, Any]:
         "detector": getattr(pipe.detector, "name", type(pipe.detector).__name__),
         "quality": getattr(getattr(pipe, "quality", None), "name", None),
         "min_quality": getattr(pipe, "min_quality", None),
+        "pad": next(iter(getattr(pipe, "pad", {}) or {}), None),
+        "refuse_attacks": getattr(pipe, "refuse_attacks", False),
     }
 
 

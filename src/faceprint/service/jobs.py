@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from ..attacks.policy import refuse_attack
 from ..embedding.base import model_tag
 from ..errors import FaceprintError, NoFaceError
 from ..models import OperatingPoint
@@ -72,10 +73,12 @@ def quality_flags(min_quality: float | None, **faces: Face) -> list[str]:
 
 
 def main_face(pipe: FacePipeline, img: npt.NDArray[np.uint8], field: str, select: str) -> Face:
+    """The main face, embedded (and screened when the pipeline has ``pad``); with the pipeline's
+    ``refuse_attacks``, :class:`~faceprint.errors.AttackDetectedError` when it scores as an attack."""
     faces = faces_of(pipe, img, select, embed=True)
     if not faces:
         raise NoFaceError(f"no face found in '{field}'; upload a photo in which a face is clearly visible")
-    return faces[0]
+    return refuse_attack(faces[0], getattr(pipe, "refuse_attacks", False), f"'{field}'")
 
 
 def detect(pipe: FacePipeline, data: bytes, max_pixels: int) -> DetectResponse:

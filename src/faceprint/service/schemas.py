@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..attacks.policy import attack_scores
 from ..pipeline import ImageResult
 from ..types import Decision, Face, QualityReport
 
@@ -84,6 +85,17 @@ class QualityOut(BaseModel):
         return cls(**d, reasons=reasons(report))
 
 
+class AttackOut(BaseModel):
+    """An attack detector's verdict on a face (see ``faceprint pad``): higher = more likely an attack."""
+
+    score: float = Field(description="attack score in [0, 1]; higher = more likely an attack")
+    is_attack: bool = Field(description="score >= threshold")
+    threshold: float
+    detector: str = Field(description="the backend and model that scored (scores of different detectors differ)")
+    kind: str = Field(description="presentation (liveness), deepfake or morph")
+    details: dict[str, float] = Field(default_factory=dict, description="sub-scores, e.g. each model of an ensemble")
+
+
 class FaceOut(BaseModel):
     bbox: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the decoded (EXIF-rotated) image")
     score: float
@@ -93,12 +105,17 @@ class FaceOut(BaseModel):
     quality: QualityOut | None = Field(
         None, description="the face's image quality, when the server runs a quality assessor (FACEPRINT_QUALITY)"
     )
+    liveness: AttackOut | None = Field(
+        None, description="the face's attack screening, when the server runs an attack detector (FACEPRINT_PAD)"
+    )
 
     @staticmethod
     def fields_of(face: Face) -> dict[str, Any]:
         """The fields of a face: its detection and, when assessed, its quality."""
         q = None if face.quality is None else QualityOut.from_report(face.quality)
-        return {**face.detection.to_dict(), "quality": q}
+        attacks = attack_scores(face.attack)
+        live = AttackOut(**attacks[0].to_dict()) if attacks else None
+        return {**face.detection.to_dict(), "quality": q, "liveness": live}
 
     @classmethod
     def from_face(cls, face: Face) -> FaceOut:

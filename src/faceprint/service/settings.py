@@ -92,6 +92,12 @@ class ServiceSettings:
             components), and enrolment stores it with each template. None (default): off.
         min_quality: with ``quality``, enrolment refuses a photo whose face is below it (422
             ``low_quality``, nothing enrolled), and verify/identify flag such a probe in ``flags``.
+        pad: an attack detector (``"minifasnet"``: liveness; ``"mesonet"``: deepfake screening) the
+            workers run on every face they embed: verify and identify responses then carry each
+            face's ``liveness`` (an attack score, higher = attack). Its weights come from the
+            workers' model directory (``FACEPRINT_MODEL_DIR``). None (default): off.
+        refuse_attacks: with ``pad``, refuse a photo whose face scores as an attack at enrolment,
+            verify and identify (422 ``attack_detected``, nothing enrolled). Default False: report only.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -119,6 +125,8 @@ class ServiceSettings:
     enable_web_page: bool = True
     quality: str | None = None
     min_quality: float | None = None
+    pad: str | None = None
+    refuse_attacks: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -158,6 +166,13 @@ class ServiceSettings:
                 raise ConfigurationError(
                     "min_quality needs a quality assessor: set quality (FACEPRINT_QUALITY=fiqa-fast)"
                 )
+
+        if self.pad is not None:
+            from ..registry import attack_detectors
+
+            attack_detectors.get(self.pad)  # an unknown name: UnknownModelError naming the known ones
+        if self.refuse_attacks and self.pad is None:
+            raise ConfigurationError("refuse_attacks needs an attack detector: set pad (FACEPRINT_PAD=minifasnet)")
 
     @property
     def worker_count(self) -> int:

@@ -34,6 +34,8 @@ from typing import Any
 from ._cases import HOOK, BackendCase, BuildContext
 from ._images import FaceImages, ImageLike
 from ._suite import KINDS, BoundCheck, check_backend, checks_for, parametrize_with_checks
+from .attacks import *  # noqa: F403
+from .attacks import __all__ as _attacks_all
 from .detection import *  # noqa: F403  (the check functions, listed in detection.__all__)
 from .detection import __all__ as _detection_all
 from .embedding import *  # noqa: F403
@@ -61,6 +63,7 @@ __all__ = [
     *_quality_all,
     *_explain_all,
     *_protection_all,
+    *_attacks_all,
 ]
 
 #: Submodules whose public names this package re-exports on first use, so that importing

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..attacks.base import AttackDetector
 from ..attributes.base import AttributeEstimator
 from ..detection.base import Detector
 from ..embedding.base import Embedder
@@ -62,6 +63,12 @@ def _attribute_checks() -> list[Check]:
     return list(attribute_checks())
 
 
+def _attack_checks() -> list[Check]:
+    from .attacks import attack_checks
+
+    return list(attack_checks())
+
+
 #: kind of stage (a registry's ``kind``) → (its protocol, the function listing its checks).
 #: A new kind of stage adds one line here and a ``faceprint/testing/<kind>.py`` of checks.
 KINDS: dict[str, tuple[type[Any], Callable[[], list[Check]]]] = {
@@ -71,6 +78,7 @@ KINDS: dict[str, tuple[type[Any], Callable[[], list[Check]]]] = {
     "explainer": (Explainer, _explainer_checks),
     "template protector": (TemplateProtector, _protector_checks),
     "attribute estimator": (AttributeEstimator, _attribute_checks),
+    "attack detector": (AttackDetector, _attack_checks),
 }
 
 

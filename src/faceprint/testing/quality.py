@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -18,7 +19,7 @@ from ..alignment import TEMPLATES, align
 from ..quality.base import QualityAssessor
 from ..types import BBox, Detection, Landmarks, QualityComponent, QualityReport
 from ._assert import require, require_faceprint_error, require_named_backend
-from ._images import FaceImages
+from ._images import FaceImages, strided_readonly_view
 
 __all__ = [
     "quality_checks",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 QualityCheck = Callable[[QualityAssessor, FaceImages], None]
+R = TypeVar("R")
 
 #: reports compared for equality may differ by this much (batched embedding sums in another order)
 TOL = 0.2
@@ -55,19 +57,27 @@ def _faces(images: FaceImages) -> list[tuple[str, Detection]]:
     return images.memo(images, "quality-faces", compute)
 
 
-def _reports(assessor: QualityAssessor, images: FaceImages) -> tuple[list[QualityReport], list[str]]:
-    """(``assess`` of each face on writable copies, the roles whose array it wrote into), once per assessor."""
+def per_face_on_copies(
+    owner: object, images: FaceImages, key: str, fn: Callable[[npt.NDArray[np.uint8], Detection], R]
+) -> tuple[list[R], list[str]]:
+    """(``fn(image, detection)`` of each face of :func:`_faces` on a writable copy of its image, the
+    roles whose array ``fn`` wrote into), once per ``owner`` and ``key``."""
 
-    def compute() -> tuple[list[QualityReport], list[str]]:
-        reports, changed = [], []
+    def compute() -> tuple[list[R], list[str]]:
+        out, changed = [], []
         for role, d in _faces(images):
             copy = images[role].copy()
-            reports.append(assessor.assess(copy, d))
+            out.append(fn(copy, d))
             if not np.array_equal(copy, images[role]):
                 changed.append(role)
-        return reports, changed
+        return out, changed
 
-    return images.memo(assessor, "assess", compute)
+    return images.memo(owner, key, compute)
+
+
+def _reports(assessor: QualityAssessor, images: FaceImages) -> tuple[list[QualityReport], list[str]]:
+    """(``assess`` of each face on writable copies, the roles whose array it wrote into), once per assessor."""
+    return per_face_on_copies(assessor, images, "assess", assessor.assess)
 
 
 def _differs(a: QualityReport, b: QualityReport, what: str) -> str | None:
@@ -132,10 +142,7 @@ def check_assess_accepts_views(assessor: QualityAssessor, images: FaceImages) ->
     """A read-only, non-contiguous view of a photograph gives the same report as the photograph."""
     role, d = _faces(images)[0]
     img = images[role]
-    wide = np.zeros((img.shape[0], img.shape[1] * 2, 3), np.uint8)
-    wide[:, ::2] = img
-    view = wide[:, ::2]
-    view.setflags(write=False)
+    view = strided_readonly_view(img)
     why = _differs(_reports(assessor, images)[0][0], assessor.assess(view, d), "strided read-only view vs array")
     require(why is None, str(why))
 
