@@ -13,10 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app_common import progress_bar
+from .app_common import done_counter, progress_bar
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import ExitStack
+
+    from ..gallery import Gallery
     from ..media.video import TrackResult, VideoStats
+    from ..pipeline import FacePipeline
 
 
 def register(app: typer.Typer) -> None:
@@ -82,33 +87,14 @@ def video(
     """Track the faces of a video: per track, its frames and boxes, best shot, fused template and identity."""
     from contextlib import ExitStack
 
-    from ..errors import TruncatedVideoError
-    from ..media.video import VideoReader, VideoStats, analyze_video
-    from ..pipeline import DEFAULT_DETECTOR, FacePipeline
-    from .gallery import _open, _pipeline
+    from ..errors import VideoError
+    from ..media.video import VideoStats, analyze_video
 
     src = _source(source)
-    assessor = None if quality == "none" else quality
     stats = VideoStats()
     with ExitStack() as stack:
-        g = stack.enter_context(_open(gallery, backend)) if gallery is not None else None
-        pipe: FacePipeline | None = None
-        if g is not None:
-            pipe = _pipeline(detector, None, quality=assessor, stored=g.settings.pipeline) or g.get_pipeline()
-        else:
-            pipe = FacePipeline(detector or DEFAULT_DETECTOR, quality=assessor)
-        total = 0
-        if not isinstance(src, int):  # a camera is opened once, by the run
-            with VideoReader(src) as probe:
-                total = probe.info.frame_count
-        advance = stack.enter_context(progress_bar(total, "frames")) if total else (lambda n: None)
-        seen = 0
-
-        def progress(done: int, _total: int | None) -> None:
-            nonlocal seen
-            advance(done - seen)
-            seen = done
-
+        g, pipe = _gallery_and_pipeline(stack, gallery, backend, detector, None if quality == "none" else quality)
+        progress = _progress(stack, src)
         runner = analyze_video(
             src,
             pipe,
@@ -121,15 +107,41 @@ def video(
             progress=progress,
             stats=stats,
         )
-        fps = None
         try:
             for r in runner:
                 fps = stats.info.fps if stats.info else None
                 typer.echo(json.dumps(r.to_dict(with_embedding=templates, fps=fps)) if json_out else _text(r))
-        except TruncatedVideoError as exc:
-            _finish(stats, json_out, output, error=exc)
+        except VideoError as exc:
+            if stats.frames_read:  # what was processed before the error, then the error
+                _finish(stats, json_out, output, error=exc)
             raise
     _finish(stats, json_out, output)
+
+
+def _gallery_and_pipeline(
+    stack: ExitStack, gallery: str | None, backend: str | None, detector: str | None, quality: str | None
+) -> tuple[Gallery | None, FacePipeline]:
+    """The opened gallery (closed with ``stack``) and the pipeline: the gallery's, with ``quality``."""
+    from ..pipeline import DEFAULT_DETECTOR, FacePipeline
+    from .gallery import _open, _pipeline
+
+    if gallery is None:
+        return None, FacePipeline(detector or DEFAULT_DETECTOR, quality=quality)
+    g = stack.enter_context(_open(gallery, backend))
+    return g, _pipeline(detector, None, quality=quality, stored=g.settings.pipeline) or g.get_pipeline()
+
+
+def _progress(stack: ExitStack, src: str | int) -> Callable[[int, int | None], None]:
+    """A progress bar over the frames of a file (none for a camera: it is opened once, by the run)."""
+    from ..media.video import VideoReader
+
+    if isinstance(src, int):
+        return lambda done, total: None
+    with VideoReader(src) as probe:
+        total = probe.info.frame_count
+    if not total:
+        return lambda done, total: None
+    return done_counter(stack.enter_context(progress_bar(total, "frames")))
 
 
 def _finish(stats: VideoStats, json_out: bool, output: str | None, error: Exception | None = None) -> None:

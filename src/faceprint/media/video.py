@@ -110,6 +110,47 @@ def _fourcc(value: float) -> str:
     return text if text.isprintable() and text.strip() else str(code)
 
 
+_CONTAINERS: tuple[tuple[int, bytes, str], ...] = (
+    (4, b"ftyp", "MP4/QuickTime"),
+    (4, b"moov", "MP4/QuickTime"),
+    (4, b"mdat", "MP4/QuickTime"),
+    (8, b"AVI ", "AVI"),
+    (0, b"\x1aE\xdf\xa3", "Matroska/WebM"),
+    (0, b"FLV", "FLV"),
+    (0, b"OggS", "Ogg"),
+    (0, b"\x00\x00\x01\xba", "MPEG-PS"),
+    (0, b"\x30\x26\xb2\x75", "ASF/WMV"),
+)
+
+
+def _container(path: Path) -> str | None:
+    """The video container named by a file's first bytes (None: none that faceprint knows)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for offset, magic, name in _CONTAINERS:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    return "MPEG-TS" if head[:1] == b"\x47" else None
+
+
+def _refuse_still_image(path: Path, label: str) -> None:
+    """OpenCV opens a JPEG or PNG as a one-frame video; faceprint says it is a photo instead."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            fmt, frames = im.format, int(getattr(im, "n_frames", 1))
+    except (UnidentifiedImageError, OSError, ValueError):
+        return
+    if frames <= 1:
+        raise UnsupportedVideoError(
+            f"is a {fmt} photo, not a video: use `faceprint detect` or `faceprint embed` for photos", source=label
+        )
+
+
 class VideoReader:
     """Frames of a video file or camera, one at a time, as RGB uint8 (H, W, 3) arrays.
 
@@ -135,13 +176,19 @@ class VideoReader:
                 raise UnsupportedVideoError("is a folder, not a video file", source=self.label)
             if p.stat().st_size == 0:
                 raise EmptyVideoError("the file is empty (0 bytes)", source=self.label)
+            _refuse_still_image(p, self.label)
         cap = cv2.VideoCapture(source if isinstance(source, int) else str(source))
         if not cap.isOpened():
             cap.release()
             if isinstance(source, int):
                 raise VideoNotFoundError("no camera with this index could be opened", source=self.label)
+            kind = _container(Path(source))
+            if kind is None:
+                raise UnsupportedVideoError("not a video file (no known container format)", source=self.label)
+            why = " (an MP4 cut short loses its index, at the end)" if kind == "MP4/QuickTime" else ""
             raise UnsupportedVideoError(
-                "not a video OpenCV can open (another kind of file, or a damaged container)", source=self.label
+                f"a {kind} file that OpenCV cannot open: truncated or damaged{why}, or in a codec it does not decode",
+                source=self.label,
             )
         self._cap = cap
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -418,90 +465,125 @@ def analyze_video(
         tracker: a :class:`Tracker` (default: :func:`tracker_for` the pipeline and frame rate).
         workers: processes for detection; > 1 splits the frames into ranges of ``range_frames``
             (files only). ``dask``: a Dask client or scheduler address instead (workers must see the file).
-        max_seconds: refuse a video announced longer (:class:`VideoTooLongError`), and stop reading there.
+        max_seconds: refuse a file announced longer, or running longer (:class:`VideoTooLongError`);
+            a camera stops there.
         progress: ``progress(frames_done, total_frames or None)``.
         stats: filled in while running (:class:`VideoStats`).
     """
     if every < 1:
         raise ConfigurationError(f"every must be ≥ 1, got {every}")
-    if workers < 1:
-        raise ConfigurationError(f"workers must be ≥ 1, got {workers}")
+    if workers < 1 or range_frames < 1:
+        raise ConfigurationError(f"workers and range_frames must be ≥ 1, got {workers} and {range_frames}")
     if output is not None and not str(output).lower().endswith((".mp4", ".m4v", ".mov", ".avi")):
         raise ConfigurationError(f"the annotated video must be a .mp4 (or .mov/.avi) file, got {output}")
     stats = stats if stats is not None else VideoStats()
     stats.every, stats.workers = every, workers if dask is None else 0
-    started = time.perf_counter()
-    reader = VideoReader(source)
-    info = stats.info = reader.info
-    max_frames: int | None = None
-    if max_seconds is not None:
-        dur = info.duration_s
-        if dur is not None and dur > max_seconds:
-            reader.close()
-            raise VideoTooLongError(f"the video lasts {dur:.1f} s; the limit is {max_seconds:g} s", source=reader.label)
-        max_frames = int(math.ceil(max_seconds * (info.fps or 30.0)))
-    parallel = (workers > 1 or dask is not None) and not isinstance(source, int) and info.frame_count > 0
-    trk = tracker or tracker_for(pipeline, fps=info.fps, every=every)
-    identify = _Identifier(gallery, threshold)
-    writer = _Annotator(output, info) if output is not None else None
-    truncation: TruncatedVideoError | None = None
+    run = _Run(source, pipeline, every, max_seconds, stats)
     try:
-        if parallel:
-            reader.close()
-            detections = _parallel_detections(
-                pipeline, str(source), info, every, workers, dask, range_frames, max_frames
-            )
-            if writer is not None:  # the frames to draw on, decoded here
-                reader = VideoReader(source)
-            frames: Iterator[tuple[int, npt.NDArray[np.uint8] | None]] = (
-                iter(reader) if writer is not None else _no_frames(detections.frames)
-            )
-        else:
-            detections = None
-            frames = iter(reader)
-        total = info.frame_count or None
+        trk = tracker or tracker_for(pipeline, fps=run.info.fps, every=every)
+        identify = _Identifier(gallery, threshold)
+        writer = _Annotator(output, run.info) if output is not None else None
+        try:
+            frames, detections = run.streams(workers, dask, range_frames, annotate=writer is not None)
+            for index, frame, faces in run.steps(frames, detections):
+                if faces is not None:
+                    for t in trk.update(index, faces):
+                        yield _count(stats, _result(t, identify))
+                    if writer is not None and gallery is not None:  # names drawn as tracks grow
+                        for t in trk.active:
+                            if t.last_frame == index:
+                                identify(t)
+                if writer is not None and frame is not None:
+                    writer.write(frame, index, trk.active, every)
+                if progress is not None and (index % 10 == 0 or index + 1 == run.info.frame_count):
+                    progress(index + 1, run.info.frame_count or None)
+            truncation = run.truncation(detections)
+            for t in trk.finish():
+                yield _count(stats, _result(t, identify))
+        finally:
+            if writer is not None:
+                writer.close()
+    finally:
+        run.close()
+    if truncation is not None:
+        raise truncation
+
+
+class _Run:
+    """The reading side of :func:`analyze_video`: frames, the faces of detected ones, limits, stats."""
+
+    def __init__(
+        self, source: VideoSource, pipeline: FacePipeline, every: int, max_seconds: float | None, stats: VideoStats
+    ) -> None:
+        self.source, self.pipeline, self.every, self.stats = source, pipeline, every, stats
+        self.started = time.perf_counter()
+        self.reader = VideoReader(source)
+        self.info = stats.info = self.reader.info
+        self.max_seconds = max_seconds
+        self.max_frames: int | None = None
+        if max_seconds is not None:
+            dur = self.info.duration_s
+            if dur is not None and dur > max_seconds:
+                self.reader.close()
+                msg = f"the video lasts {dur:.1f} s; the limit is {max_seconds:g} s"
+                raise VideoTooLongError(msg, source=self.label)
+            self.max_frames = int(math.ceil(max_seconds * (self.info.fps or 30.0)))
+
+    @property
+    def label(self) -> str:
+        return self.reader.label
+
+    def streams(
+        self, workers: int, dask: Any, range_frames: int, *, annotate: bool
+    ) -> tuple[Iterator[tuple[int, npt.NDArray[np.uint8] | None]], _ParallelDetections | None]:
+        """(frames, faces of detected frames from workers or None: detect here)."""
+        parallel = (workers > 1 or dask is not None) and not isinstance(self.source, int) and self.info.frame_count > 0
+        if not parallel:
+            return iter(self.reader), None
+        self.reader.close()
+        detections = _parallel_detections(
+            self.pipeline, str(self.source), self.info, self.every, workers, dask, range_frames, self.max_frames
+        )
+        if annotate:  # the frames to draw on, decoded here
+            self.reader = VideoReader(self.source)
+            return iter(self.reader), detections
+        return _no_frames(detections.frames), detections
+
+    def steps(
+        self, frames: Iterator[tuple[int, npt.NDArray[np.uint8] | None]], detections: _ParallelDetections | None
+    ) -> Iterator[tuple[int, npt.NDArray[np.uint8] | None, list[Face] | None]]:
+        """``(index, frame or None, faces or None when not a detected frame)`` for every frame."""
         pending: tuple[int, list[Face]] | None = None
         for index, frame in frames:
-            if max_frames is not None and index >= max_frames:
-                raise VideoTooLongError(f"the video runs past the limit of {max_seconds:g} s", source=reader.label)
+            if self.max_frames is not None and index >= self.max_frames:
+                if isinstance(self.source, int):  # a camera: the limit is where the run stops
+                    return
+                raise VideoTooLongError(f"the video runs past the limit of {self.max_seconds:g} s", source=self.label)
             faces: list[Face] | None = None
-            if index % every == 0:
+            if index % self.every == 0:
                 if detections is None:
                     assert frame is not None
-                    faces = faces_in_frame(pipeline, frame)
+                    faces = faces_in_frame(self.pipeline, frame)
                 else:
                     if pending is None or pending[0] < index:
                         pending = next(detections, None)
                     if pending is not None and pending[0] == index:
                         faces = pending[1]
             if faces is not None:
-                stats.frames_detected += 1
-                stats.faces += len(faces)
-                for t in trk.update(index, faces):
-                    yield _count(stats, _result(t, identify))
-                if writer is not None and gallery is not None:
-                    for t in trk.active:
-                        if t.last_frame == index:
-                            identify(t)
-            stats.frames_read = index + 1
-            if writer is not None and frame is not None:
-                writer.write(frame, index, trk.active, every)
-            if progress is not None and (index % 10 == 0 or index + 1 == total):
-                progress(index + 1, total)
+                self.stats.frames_detected += 1
+                self.stats.faces += len(faces)
+            self.stats.frames_read = index + 1
+            yield index, frame, faces
+
+    def truncation(self, detections: _ParallelDetections | None) -> TruncatedVideoError | None:
         if detections is not None:
-            if detections.truncated_at is not None:
-                truncation = _truncated(reader.label, detections.truncated_at, info.frame_count)
-        elif reader.truncated:
-            truncation = reader.truncation_error()
-        for t in trk.finish():
-            yield _count(stats, _result(t, identify))
-    finally:
-        reader.close()
-        if writer is not None:
-            writer.close()
-        stats.seconds = time.perf_counter() - started
-    if truncation is not None:
-        raise truncation
+            end = detections.truncated_at
+            return None if end is None else _truncated(self.label, end, self.info.frame_count)
+        return self.reader.truncation_error() if self.reader.truncated else None
+
+    def close(self) -> None:
+        self.reader.close()
+        self.stats.seconds = time.perf_counter() - self.started
 
 
 def _count(stats: VideoStats, r: TrackResult) -> TrackResult:
@@ -582,8 +664,6 @@ def _parallel_detections(
 ) -> _ParallelDetections:
     from .. import batch
 
-    if range_frames < 1:
-        raise ConfigurationError(f"range_frames must be ≥ 1, got {range_frames}")
     end = info.frame_count if max_frames is None else min(info.frame_count, max_frames + 1)
     ranges = [(path, s, min(s + range_frames, end), every) for s in range(0, end, range_frames)]
     executor = batch.executor_for(workers, dask)
