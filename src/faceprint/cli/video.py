@@ -93,8 +93,8 @@ def video(
     src = _source(source)
     stats = VideoStats()
     with ExitStack() as stack:
+        progress = _progress(stack, src)  # opens the file first: a bad one fails before the models load
         g, pipe = _gallery_and_pipeline(stack, gallery, backend, detector, None if quality == "none" else quality)
-        progress = _progress(stack, src)
         runner = analyze_video(
             src,
             pipe,
