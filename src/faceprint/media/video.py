@@ -61,6 +61,10 @@ __all__ = [
     "faces_in_frame",
     "scan_ranges",
     "tracker_for",
+    "tracker_settings",
+    "sniff_container",
+    "RangeResult",
+    "truncated_video_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,17 +127,20 @@ _CONTAINERS: tuple[tuple[int, bytes, str], ...] = (
 )
 
 
-def _container(path: Path) -> str | None:
-    """The video container named by a file's first bytes (None: none that faceprint knows)."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(16)
-    except OSError:
-        return None
+def sniff_container(head: bytes) -> str | None:
+    """The video container named by a file's first 16 bytes (None: none that faceprint knows)."""
     for offset, magic, name in _CONTAINERS:
         if head[offset : offset + len(magic)] == magic:
             return name
     return "MPEG-TS" if head[:1] == b"\x47" else None
+
+
+def _container(path: Path) -> str | None:
+    try:
+        with path.open("rb") as f:
+            return sniff_container(f.read(16))
+    except OSError:
+        return None
 
 
 def _refuse_still_image(path: Path, label: str) -> None:
@@ -253,7 +260,7 @@ class VideoReader:
 
     def truncation_error(self) -> TruncatedVideoError:
         """The error to raise for a :attr:`truncated` stream, with what was processed."""
-        return _truncated(self.label, self.start + self.frames_read, self.info.frame_count)
+        return truncated_video_error(self.label, self.start + self.frames_read, self.info.frame_count)
 
 
 # --- per-frame work ------------------------------------------------------------------------------
@@ -267,7 +274,7 @@ def faces_in_frame(pipe: FacePipeline, frame: npt.NDArray[np.uint8]) -> list[Fac
 
 
 @dataclass(frozen=True, slots=True)
-class _RangeResult:
+class RangeResult:
     """What a worker made of frames ``start``..``start + frames_read``: faces at the detected frames."""
 
     start: int
@@ -276,7 +283,7 @@ class _RangeResult:
     detections: list[tuple[int, list[Face]]]
 
 
-def scan_ranges(pipe: FacePipeline, ranges: list[tuple[str, int, int, int]]) -> list[_RangeResult]:
+def scan_ranges(pipe: FacePipeline, ranges: list[tuple[str, int, int, int]]) -> list[RangeResult]:
     """Batch task (:mod:`faceprint.batch`): for each ``(path, start, stop, every)``, the faces of
     the frames ``start ≤ i < stop`` with ``i % every == 0``."""
     out = []
@@ -284,11 +291,11 @@ def scan_ranges(pipe: FacePipeline, ranges: list[tuple[str, int, int, int]]) -> 
         try:
             r = VideoReader(path, start=start, stop=stop)
         except TruncatedVideoError:  # the file ends before this range
-            out.append(_RangeResult(start, 0, True, []))
+            out.append(RangeResult(start, 0, True, []))
             continue
         with r:
             found = [(i, faces_in_frame(pipe, f)) for i, f in r if i % every == 0]
-            out.append(_RangeResult(start, r.frames_read, r.truncated, found))
+            out.append(RangeResult(start, r.frames_read, r.truncated, found))
     return out
 
 
@@ -312,6 +319,21 @@ class TrackResult:
     identity: str | None = None
     score: float | None = None
     threshold: float | None = None
+
+    @classmethod
+    def from_track(
+        cls, track: Track, identity: str | None = None, score: float | None = None, threshold: float | None = None
+    ) -> TrackResult:
+        return cls(
+            track.id,
+            list(track.observations),
+            track.best_frame,
+            track.best_face,
+            track.template(),
+            identity,
+            score,
+            threshold,
+        )
 
     @property
     def first_frame(self) -> int:
@@ -380,24 +402,38 @@ class VideoStats:
         }
 
 
-def tracker_for(pipe: FacePipeline, *, fps: float, every: int = 1, **overrides: Any) -> Tracker:
-    """A :class:`Tracker` tuned to the pipeline's embedder and the video's frame rate.
+def tracker_settings(model_id: str, detector: str | None, *, fps: float, every: int = 1) -> dict[str, Any]:
+    """:class:`Tracker` settings for an embedder (its calibrated operating points) and frame rate.
 
     A motion match is vetoed below the model's calibrated EER threshold: faces of one person in
     successive frames score far above it (0.99 and more for dlib's ResNet on the Hamilton clip),
     another person found at the same place after a camera cut below it (0.87-0.90 there).
     Re-finding a lost face by appearance alone takes the stricter FMR 1e-4 threshold, since
     small, blurred faces of different people in one shot score up to 0.95. A track survives
-    one second without detection (at least three detection steps).
+    one second without detection (at least three detection steps). A model without calibrated
+    operating points is tracked by motion alone.
     """
+    from ..models import operating_points_for
+
     opts: dict[str, Any] = {"max_age": max(int(round(fps or 30.0)), 3 * every)}
     try:
-        opts["veto_threshold"] = pipe.operating_point("eer").threshold
-        opts["reid_threshold"] = pipe.operating_point("fmr=0.0001").threshold
-    except ConfigurationError:
-        log.info("no calibrated operating points for %s: tracking by motion only", pipe.model_tag)
-    opts.update(overrides)
-    return Tracker(**opts)
+        points = operating_points_for(model_id, detector)
+    except (LookupError, ConfigurationError):
+        points = {}
+    if "eer" in points:
+        opts["veto_threshold"] = points["eer"].threshold
+    if "fmr=0.0001" in points:
+        opts["reid_threshold"] = points["fmr=0.0001"].threshold
+    if not points:
+        log.info("no calibrated operating points for %s: tracking by motion only", model_id)
+    return opts
+
+
+def tracker_for(pipe: FacePipeline, *, fps: float, every: int = 1, **overrides: Any) -> Tracker:
+    """A :class:`Tracker` for the pipeline's embedder and the video's frame rate (:func:`tracker_settings`)."""
+    spec = pipe.detector_spec
+    detector = spec if isinstance(spec, str) else getattr(pipe.detector, "name", None)
+    return Tracker(**{**tracker_settings(pipe.embedder.model_id, detector, fps=fps, every=every), **overrides})
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -424,16 +460,7 @@ class _Identifier:
 
 def _result(track: Track, identify: _Identifier) -> TrackResult:
     name, score = identify(track)
-    return TrackResult(
-        track.id,
-        list(track.observations),
-        track.best_frame,
-        track.best_face,
-        track.template(),
-        name,
-        score,
-        identify.last_threshold if identify.gallery is not None else None,
-    )
+    return TrackResult.from_track(track, name, score, identify.last_threshold if identify.gallery else None)
 
 
 def analyze_video(
@@ -578,7 +605,7 @@ class _Run:
     def truncation(self, detections: _ParallelDetections | None) -> TruncatedVideoError | None:
         if detections is not None:
             end = detections.truncated_at
-            return None if end is None else _truncated(self.label, end, self.info.frame_count)
+            return None if end is None else truncated_video_error(self.label, end, self.info.frame_count)
         return self.reader.truncation_error() if self.reader.truncated else None
 
     def close(self) -> None:
@@ -593,7 +620,8 @@ def _count(stats: VideoStats, r: TrackResult) -> TrackResult:
     return r
 
 
-def _truncated(label: str, end: int, count: int) -> TruncatedVideoError:
+def truncated_video_error(label: str, end: int, count: int) -> TruncatedVideoError:
+    """The error of a video that stopped decoding after ``end`` of its announced ``count`` frames."""
     return TruncatedVideoError(
         f"decoding stopped after frame {end} of {count} (truncated or damaged file); "
         f"the tracks of the {end} frames read were reported",
@@ -628,7 +656,7 @@ class _ParallelDetections:
         if got is None:
             return False
         _chunk, results = got
-        rr: _RangeResult = results[0]
+        rr: RangeResult = results[0]
         self._buffer.extend(rr.detections)
         self._read_upto = rr.start + rr.frames_read
         if rr.truncated:
