@@ -476,6 +476,7 @@ def analyze_video(
     dask: Any = None,
     range_frames: int = 300,
     max_seconds: float | None = None,
+    stop: int | None = None,
     progress: ProgressHook | None = None,
     stats: VideoStats | None = None,
 ) -> Iterator[TrackResult]:
@@ -492,6 +493,7 @@ def analyze_video(
         tracker: a :class:`Tracker` (default: :func:`tracker_for` the pipeline and frame rate).
         workers: processes for detection; > 1 splits the frames into ranges of ``range_frames``
             (files only). ``dask``: a Dask client or scheduler address instead (workers must see the file).
+        stop: read only the frames before this index (the start of a long file).
         max_seconds: refuse a file announced longer, or running longer (:class:`VideoTooLongError`);
             a camera stops there.
         progress: ``progress(frames_done, total_frames or None)``.
@@ -505,7 +507,7 @@ def analyze_video(
         raise ConfigurationError(f"the annotated video must be a .mp4 (or .mov/.avi) file, got {output}")
     stats = stats if stats is not None else VideoStats()
     stats.every, stats.workers = every, workers if dask is None else 0
-    run = _Run(source, pipeline, every, max_seconds, stats)
+    run = _Run(source, pipeline, every, max_seconds, stats, stop)
     try:
         trk = tracker or tracker_for(pipeline, fps=run.info.fps, every=every)
         identify = _Identifier(gallery, threshold)
@@ -540,11 +542,17 @@ class _Run:
     """The reading side of :func:`analyze_video`: frames, the faces of detected ones, limits, stats."""
 
     def __init__(
-        self, source: VideoSource, pipeline: FacePipeline, every: int, max_seconds: float | None, stats: VideoStats
+        self,
+        source: VideoSource,
+        pipeline: FacePipeline,
+        every: int,
+        max_seconds: float | None,
+        stats: VideoStats,
+        stop: int | None = None,
     ) -> None:
-        self.source, self.pipeline, self.every, self.stats = source, pipeline, every, stats
+        self.source, self.pipeline, self.every, self.stats, self.stop = source, pipeline, every, stats, stop
         self.started = time.perf_counter()
-        self.reader = VideoReader(source)
+        self.reader = VideoReader(source, stop=stop)
         self.info = stats.info = self.reader.info
         self.max_seconds = max_seconds
         self.max_frames: int | None = None
@@ -568,11 +576,12 @@ class _Run:
         if not parallel:
             return iter(self.reader), None
         self.reader.close()
-        detections = _parallel_detections(
-            self.pipeline, str(self.source), self.info, self.every, workers, dask, range_frames, self.max_frames
-        )
+        end = self.info.frame_count if self.stop is None else min(self.stop, self.info.frame_count)
+        if self.max_frames is not None:  # one frame past the limit, to say so
+            end = min(end, self.max_frames + 1)
+        detections = _parallel_detections(self.pipeline, str(self.source), self.every, workers, dask, range_frames, end)
         if annotate:  # the frames to draw on, decoded here
-            self.reader = VideoReader(self.source)
+            self.reader = VideoReader(self.source, stop=self.stop)
             return iter(self.reader), detections
         return _no_frames(detections.frames), detections
 
@@ -681,18 +690,11 @@ class _ParallelDetections:
 
 
 def _parallel_detections(
-    pipe: FacePipeline,
-    path: str,
-    info: VideoInfo,
-    every: int,
-    workers: int,
-    dask: Any,
-    range_frames: int,
-    max_frames: int | None,
+    pipe: FacePipeline, path: str, every: int, workers: int, dask: Any, range_frames: int, end: int
 ) -> _ParallelDetections:
+    """Frames ``0 ≤ i < end`` in ranges of ``range_frames``, detected by workers (:func:`scan_ranges`)."""
     from .. import batch
 
-    end = info.frame_count if max_frames is None else min(info.frame_count, max_frames + 1)
     ranges = [(path, s, min(s + range_frames, end), every) for s in range(0, end, range_frames)]
     executor = batch.executor_for(workers, dask)
     chunks: list[list[Any]] = [[r] for r in ranges]
