@@ -103,9 +103,7 @@ def main() -> None:
     peer_fps, peer_cpu_fps = pn / psecs, 2 * pn / pcpu
     print(f"peer: {name}: {pn} frames, {pfaces} faces, {psecs:.1f} s wall = {peer_fps:.2f} fps; CPU {pcpu:.1f} s")
     print()
-    print(
-        "| setting | frames | detected | faces | tracks | wall s | fps (wall) | CPU s | fps on 2 cores (CPU) | × peer (CPU) |"
-    )
+    print("| setting | frames | detected | faces | tracks | wall s | fps (wall) | CPU s | fps 2 cores (CPU) | × peer |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, det, every, quality, workers in SETTINGS:
         if args.only and args.only not in label:
