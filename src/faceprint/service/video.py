@@ -54,7 +54,7 @@ from ..media.video import (
     truncated_video_error,
 )
 from ..pipeline import FacePipeline
-from .auth import APIKey, Role
+from .auth import GALLERY_NAME_RE, APIKey, Role
 from .deps import ServiceState, audit, check_access, get_state, require, upload_form
 from .problems import problem_spec
 from .routers import AUTH_ERRORS, UPLOAD_ERRORS, multipart_body, problems
@@ -347,7 +347,9 @@ async def _identify(
 async def submit(
     request: Request,
     key: Recognize,
-    gallery: Annotated[str | None, Query(max_length=100, description="identify the tracks in this gallery")] = None,
+    gallery: Annotated[
+        str | None, Query(pattern=GALLERY_NAME_RE.pattern, description="identify the tracks in this gallery")
+    ] = None,
     every: Annotated[int, Query(ge=1, le=30, description="detect every N-th frame; tracking fills the rest")] = 3,
 ) -> VideoJob:
     state = get_state(request)
