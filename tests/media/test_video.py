@@ -25,17 +25,14 @@ from faceprint.errors import (
     VideoNotFoundError,
     VideoTooLongError,
 )
-from faceprint.media.tracking import Tracker
+from faceprint.media.tracking import Tracker, tracks_across_cuts
+from faceprint.media.tracking import main_face_switches as switches_in
 from faceprint.media.video import TrackResult, VideoReader, VideoStats, analyze_video, tracker_for
 
 from ..conftest import data_path, shared_model_path
 
 CUTS = (20, 82, 211)
 MAIN_SHOT = range(82, 211)
-
-
-def shot(frame: int) -> int:
-    return sum(frame >= c for c in CUTS)
 
 
 @pytest.fixture(scope="module")
@@ -162,21 +159,8 @@ class RecordingTracker(Tracker):
 
 
 def main_face_switches(tracks: list[Any]) -> tuple[int, int]:
-    """(ID switches on the main face in its shot, tracks that run across a camera cut).
-
-    The main face of a frame of the medium shot is its largest box; a switch is a change of the
-    track id that holds it between successive detected frames. A track spanning a cut has
-    switched identity (no face survives a cut here), so it counts too."""
-    largest: dict[int, tuple[float, int]] = {}
-    for t in tracks:
-        for o in t.observations:
-            area = (o.box[2] - o.box[0]) * (o.box[3] - o.box[1])
-            if o.frame in MAIN_SHOT and area > largest.get(o.frame, (0.0, 0))[0]:
-                largest[o.frame] = (area, t.id)
-    ids = [largest[f][1] for f in sorted(largest)]
-    switches = sum(a != b for a, b in zip(ids, ids[1:], strict=False))
-    across = sum(len({shot(o.frame) for o in t.observations}) > 1 for t in tracks)
-    return switches, across
+    """(ID switches on the main face in its shot, tracks that run across a camera cut)."""
+    return switches_in(tracks, MAIN_SHOT), tracks_across_cuts(tracks, CUTS)
 
 
 @pytest.fixture(scope="module")

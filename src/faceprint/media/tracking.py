@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +30,7 @@ from scipy.optimize import linear_sum_assignment
 from ..errors import ConfigurationError
 from ..types import Embedding, Face
 
-__all__ = ["Observation", "Track", "Tracker", "iou_matrix"]
+__all__ = ["Observation", "Track", "Tracker", "iou_matrix", "main_face_switches", "tracks_across_cuts"]
 
 log = logging.getLogger(__name__)
 
@@ -232,3 +232,38 @@ class Tracker:
         """End of the video: every remaining track with at least ``min_hits`` observations."""
         done, self._tracks = self._tracks, []
         return [t for t in done if t.hits >= self.min_hits]
+
+
+# --- measuring a tracker ---------------------------------------------------------------------------
+
+
+class _Tracked(Protocol):
+    id: int
+
+    @property
+    def observations(self) -> list[Observation]: ...
+
+
+def main_face_switches(tracks: Sequence[_Tracked], frames: range) -> int:
+    """ID switches on the main face over ``frames`` (a shot where one face is the largest).
+
+    The main face of a frame is its largest observed box; a switch is a change of the track id
+    that holds it between successive frames with observations (the MOT "IDSW" count for that face)."""
+    largest: dict[int, tuple[float, int]] = {}
+    for t in tracks:
+        for o in t.observations:
+            area = (o.box[2] - o.box[0]) * (o.box[3] - o.box[1])
+            if o.frame in frames and area > largest.get(o.frame, (0.0, 0))[0]:
+                largest[o.frame] = (area, t.id)
+    ids = [largest[f][1] for f in sorted(largest)]
+    return sum(a != b for a, b in zip(ids, ids[1:], strict=False))
+
+
+def tracks_across_cuts(tracks: Sequence[_Tracked], cuts: Sequence[int]) -> int:
+    """Tracks with observations on both sides of a camera cut (``cuts``: first frames of new
+    shots). No face survives a cut in a video edited like the Hamilton clip: each is an ID switch."""
+
+    def shot(frame: int) -> int:
+        return sum(frame >= c for c in cuts)
+
+    return sum(len({shot(o.frame) for o in t.observations}) > 1 for t in tracks)
