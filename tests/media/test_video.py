@@ -83,6 +83,7 @@ def test_reader_streams_every_frame_with_the_container_info(clip: Path) -> None:
         assert [i for i, _ in r] == [100, 101, 102]
 
 
+@pytest.mark.slow  # the quick loop has the CLI's truncated-video test
 def test_truncated_video_reports_its_tracks_then_stops_with_the_frames_read(
     clip: Path, tmp_path: Path, fast_pipe: FacePipeline
 ) -> None:
