@@ -74,7 +74,7 @@ def peer(clip: Path, frames: int | None) -> tuple[str, int, float, float, int]:
     try:
         import face_recognition as fr
 
-        name = "face_recognition 1.3 loop (HOG ×2 upsampling + encodings, every frame)"
+        name = f"face_recognition {fr.__version__} loop (HOG ×2 upsampling + encodings, every frame)"
 
         def step(rgb):  # noqa: ANN001, ANN202
             return fr.face_encodings(rgb, fr.face_locations(rgb))
