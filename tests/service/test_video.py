@@ -6,6 +6,7 @@ holds Lin-Manuel Miranda and Alex Lacamoire from ``faces_small``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,10 @@ def test_upload_job_status_result_with_identification(app: tuple[Any, Keys, Path
     assert main["identity"] == "lin_manuel_miranda" and main["score"] >= main["threshold"]
     assert main["first_frame"] >= 82 and main["last_frame"] <= 210
     assert list(ram.iterdir()) == []  # the upload's RAM file is gone
+    audit = (ram.parent / "data" / "audit.jsonl").read_text()
+    events = [json.loads(x) for x in audit.splitlines() if '"video_identify"' in x]
+    assert [(e["gallery"], e["outcome"], e["key_id"] is not None) for e in events] == [("alpha", "identified", True)]
+    assert 'lin_manuel_miranda"' not in "".join(x for x in audit.splitlines() if "video" in x)  # no names logged
     scoped = keys.header(keys.scoped_recognize)  # limited to gallery "alpha": another gallery is refused
     r = client.post("/v1/video?gallery=beta", files={"video": ("c.mp4", clip, "video/mp4")}, headers=scoped)
     assert r.status_code == 403

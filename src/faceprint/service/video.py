@@ -229,9 +229,15 @@ def _jobs(request: Request) -> _Jobs:
 
 def _ram_file(data: bytes, suffix: str) -> Path:
     """The upload in a 0600 file in RAM (removed by the job)."""
+    from ..errors import ConfigurationError
     from .galleries import ram_dir
 
-    fd, name = tempfile.mkstemp(prefix="faceprint-video-", suffix=suffix, dir=ram_dir())
+    try:
+        folder = ram_dir()
+    except ConfigurationError:
+        log.error("video uploads need a RAM folder: set FACEPRINT_RAM_DIR to a writable tmpfs mount")
+        raise ServiceUnavailableError("video uploads are not available on this server", retry_after=3600) from None
+    fd, name = tempfile.mkstemp(prefix="faceprint-video-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
