@@ -346,3 +346,43 @@ class ModelShapeError(ModelFormatError):
 class AttackDetectedError(NoFaceError):
     """A policy refuses faces an attack detector scores as an attack (a presentation attack, a
     deepfake or a morph), for example at gallery enrolment with a liveness gate set."""
+
+
+# --- video (faceprint.media.video) ------------------------------------------------------------
+
+__all__ += ["VideoError", "VideoNotFoundError", "UnsupportedVideoError", "EmptyVideoError", "TruncatedVideoError"]
+__all__ += ["VideoTooLongError"]
+
+
+class VideoError(ImageError):
+    """A video (file or camera) could not be read as a stream of frames. Exit code 3 like images."""
+
+
+class VideoNotFoundError(VideoError, ImageNotFoundError):
+    """The video file does not exist (or the camera index opens no device)."""
+
+
+class UnsupportedVideoError(VideoError, UnsupportedImageError):
+    """Not a video OpenCV can open (another kind of file), or a codec it cannot decode."""
+
+
+class EmptyVideoError(VideoError):
+    """The video opens but holds no frame."""
+
+
+class TruncatedVideoError(VideoError):
+    """Decoding stopped before the end the container announces (a truncated or damaged file).
+
+    ``frames_read`` frames were decoded and processed (and their tracks reported) before it;
+    ``frames_expected`` is the frame count in the container's header."""
+
+    def __init__(
+        self, message: str, *, source: str | None = None, frames_read: int = 0, frames_expected: int = 0
+    ) -> None:
+        self.frames_read = frames_read
+        self.frames_expected = frames_expected
+        super().__init__(message, source=source)
+
+
+class VideoTooLongError(VideoError, ImageTooLargeError):
+    """The video lasts longer than the allowed duration (the service's limit, or ``max_seconds``)."""

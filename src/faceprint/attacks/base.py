@@ -20,8 +20,9 @@ Conventions (checked by :mod:`faceprint.testing.attacks`):
   several faces) and returns one score per face, equal to ``score`` one by one; ``[]`` for none.
 * Deterministic, no state kept between calls, inputs not written to. A face near or over the
   image border is normal input (crops are padded, not refused). Input that is not an RGB uint8
-  image raises :class:`~faceprint.errors.ImageDimensionError` (an :class:`~faceprint.errors.ImageError`); a missing or damaged model file
-  raises a specific :class:`~faceprint.errors.FaceprintError` naming the model directory.
+  image raises :class:`~faceprint.errors.ImageDimensionError` (an
+  :class:`~faceprint.errors.ImageError`); a missing or damaged model file raises a specific
+  :class:`~faceprint.errors.FaceprintError` naming the model directory.
 """
 
 from __future__ import annotations

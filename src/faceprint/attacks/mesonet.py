@@ -229,8 +229,11 @@ def mesonet_crop(image_rgb: npt.NDArray[np.uint8], detection: Detection) -> npt.
         [[cos, -sin, INPUT_SIZE / 2 - cos * cx + sin * cy], [sin, cos, INPUT_SIZE / 2 - sin * cx - cos * cy]],
         dtype=np.float64,
     )
-    return cv2.warpAffine(
-        image_rgb, m, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    return np.asarray(
+        cv2.warpAffine(
+            image_rgb, m, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        ),
+        dtype=np.uint8,
     )
 
 
@@ -308,7 +311,7 @@ class MesoNet:
     def score_crop(self, face_rgb: npt.NDArray[np.uint8]) -> AttackScore:
         """Score an image that is already a face crop (as the reference's test images are)."""
         img = check_image(face_rgb)
-        crop = cv2.resize(img, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+        crop = np.asarray(cv2.resize(img, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA), dtype=np.uint8)
         return self._scores(self.real_probabilities([crop]))[0]
 
     def score_batch(

@@ -65,6 +65,7 @@ def _register() -> None:
     from . import cluster, evaluate, explain, gallery, models, pad, protect, quality, recognize, serve
 
     recognize.register(app)
+    importlib.import_module(".video", __package__).register(app)  # faceprint video (issue 15)
     quality.register(app)
     cluster.register(app)
     serve.register(app)

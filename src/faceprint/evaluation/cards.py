@@ -177,9 +177,9 @@ def _fairness_blocks(r: ReportRef) -> list[Block]:
     rows = []
     for g in f["groups"]:
         cis = []
-        for k, n in ((g["n_false_match"], g["n_nonmated"]), (g["n_false_nonmatch"], g["n_mated"])):
-            if n:
-                lo, hi = clopper_pearson(k, n, 0.95)
+        for k, total in ((g["n_false_match"], g["n_nonmated"]), (g["n_false_nonmatch"], g["n_mated"])):
+            if total:
+                lo, hi = clopper_pearson(k, total, 0.95)
                 cis.append(_ci([float(lo), float(hi)]))
             else:
                 cis.append("")

@@ -12,6 +12,7 @@ writes, waits for the enrolments in flight, then closes the pool.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -160,6 +161,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(recognition.router)
     app.include_router(explain.router)
+    app.include_router(importlib.import_module(".video", __package__).router)  # POST /v1/video (issue 15)
     if galleries_mod is not None:
         app.include_router(galleries_mod.router)
     if settings.enable_web_page:
