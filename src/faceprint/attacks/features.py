@@ -136,6 +136,7 @@ def face_crop(image: npt.NDArray[np.uint8], detection: Detection, size: int, box
 def _channels(crop: npt.NDArray[np.uint8], space: str) -> npt.NDArray[np.float32]:
     import cv2
 
+    x: npt.NDArray[Any]
     if space == "rgb":
         x = crop
     elif space == "grey":

@@ -73,7 +73,9 @@ F32 = npt.NDArray[np.float32]
 
 def _check(image: object) -> U8:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageDimensionError("make_attack needs an RGB uint8 (H, W, 3) image; decode it with faceprint.io.load_image")
+        raise ImageDimensionError(
+            "make_attack needs an RGB uint8 (H, W, 3) image; decode it with faceprint.io.load_image"
+        )
     if min(image.shape[:2]) < 16:
         raise ImageDimensionError(f"an image of {image.shape[1]}x{image.shape[0]} is too small to imitate recapture")
     return image
@@ -128,7 +130,7 @@ def _print_render(x: F32, rng: np.random.Generator) -> F32:
     black = rng.uniform(20, 45)
     paper = np.array([240, 234, 215], np.float32) + rng.uniform(-8, 8, 3).astype(np.float32)
     y = _desaturate(x, 1.0 - rng.uniform(0.10, 0.25))
-    y = black + (y / 255.0) * (paper - black)
+    y = (black + (y / 255.0) * (paper - black)).astype(np.float32)
     return _halftone(y, rng)
 
 
@@ -202,12 +204,15 @@ def _mask(img: U8, rng: np.random.Generator, detection: Detection | None) -> U8:
     shift = rng.uniform(-0.03, 0.03, 2) * np.array([w, h])
     m = cv2.getRotationMatrix2D((cx, cy), rng.uniform(-3, 3), rng.uniform(0.97, 1.05))
     m[:, 2] += shift
-    paper = _print_render(cv2.warpAffine(x, m, (w, h), borderMode=cv2.BORDER_REFLECT), rng) + rng.uniform(-15, 15)
+    moved = np.asarray(cv2.warpAffine(x, m, (w, h), borderMode=cv2.BORDER_REFLECT), dtype=np.float32)
+    paper = _print_render(moved, rng) + rng.uniform(-15, 15)
     region = np.zeros((h, w), np.uint8)
     cv2.ellipse(region, (round(cx), round(cy)), (round(ax), round(ay)), 0, 0, 360, 1, -1)
     eye_r = max(2.0, 0.09 * 2 * ax)
     for ex, ey in eyes:
-        cv2.ellipse(region, (round(float(ex)), round(float(ey))), (round(eye_r * 1.3), round(eye_r * 0.7)), 0, 0, 360, 0, -1)
+        cv2.ellipse(
+            region, (round(float(ex)), round(float(ey))), (round(eye_r * 1.3), round(eye_r * 0.7)), 0, 0, 360, 0, -1
+        )
     inside = region.astype(bool)[:, :, None]
     out = np.where(inside, paper, x)
     edge = np.zeros((h, w), np.float32)

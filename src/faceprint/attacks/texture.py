@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..detection.base import Detector
 from ..errors import (
     ConfigurationError,
     ModelChecksumError,
@@ -41,7 +42,6 @@ from ..errors import (
     ModelNotFoundError,
     ModelVersionError,
 )
-from ..detection.base import Detector
 from ..io import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from ..registry import attack_detectors
 from ..types import AttackScore, Detection
@@ -133,7 +133,9 @@ class TextureModel:
         if not (np.isfinite(intercept) and 0.0 <= threshold <= 1.0):
             raise ModelFormatError(f"{where}: intercept must be finite and threshold in [0, 1]")
         training = d.get("training", {})
-        return cls(settings, mean, scale, coef, intercept, threshold, dict(training) if isinstance(training, dict) else {})
+        return cls(
+            settings, mean, scale, coef, intercept, threshold, dict(training) if isinstance(training, dict) else {}
+        )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model file (JSON with its sha256), atomically; returns the path."""
@@ -269,9 +271,7 @@ class TextureLBPDetector:
         if len(images) == 0 and len(detections) == 0:
             return []
         p = self.model.probability(texture_features(images, detections, self.model.settings))
-        return [
-            AttackScore(float(s), bool(s >= self.threshold), self.threshold, self.detector, self.kind) for s in p
-        ]
+        return [AttackScore(float(s), bool(s >= self.threshold), self.threshold, self.detector, self.kind) for s in p]
 
     def __repr__(self) -> str:
         return f"TextureLBPDetector(model={os.fspath(self.model_path)!r}, threshold={self.threshold})"
