@@ -113,6 +113,12 @@ def measure(name: str, files: list[Path], root: Path, pipe: FacePipeline, st: Te
     return rec
 
 
+def measure_synthetic(part: str, species: str, pipe: FacePipeline, st: TextureSettings, cache: Path) -> dict:
+    """:func:`measure` of the synthetic attacks of one species (``part``: train or test)."""
+    root = cache / f"synth-{part}" / species
+    return measure(f"{part}-{species}", sorted(root.rglob("*.jpg")), root, pipe, st, cache)
+
+
 def presentations(rec: dict, scores: np.ndarray) -> Presentations:
     keys = rec["keys"].tolist()
     s = np.where(rec["ok"], scores, np.nan)
@@ -201,17 +207,7 @@ def main() -> None:
     synth(ta, root, args.cache / "synth-train", SPECIES, pipe)
     synth(test, root, args.cache / "synth-test", SPECIES, pipe)
     test_bona = measure("test-bona", test, root, pipe, st, args.cache)
-    test_atk = {
-        s: measure(
-            f"test-{s}",
-            sorted((args.cache / "synth-test" / s).rglob("*.jpg")),
-            args.cache / "synth-test" / s,
-            pipe,
-            st,
-            args.cache,
-        )
-        for s in SPECIES
-    }
+    test_atk = {s: measure_synthetic("test", s, pipe, st, args.cache) for s in SPECIES}
     command = "python benchmarks/bench_pad_eval.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None
     )
@@ -238,17 +234,7 @@ def main() -> None:
         )
         return
     train_bona = measure("train-bona", tb, root, pipe, st, args.cache)
-    train_atk = {
-        s: measure(
-            f"train-{s}",
-            sorted((args.cache / "synth-train" / s).rglob("*.jpg")),
-            args.cache / "synth-train" / s,
-            pipe,
-            st,
-            args.cache,
-        )
-        for s in SPECIES
-    }
+    train_atk = {s: measure_synthetic("train", s, pipe, st, args.cache) for s in SPECIES}
     fb = train_bona["feat"][train_bona["ok"]]
     for name, species in (("texture-lbp (all species)", SPECIES), ("texture-lbp (trained on print only)", ("print",))):
         fa = np.vstack([train_atk[s]["feat"][train_atk[s]["ok"]] for s in species])

@@ -32,40 +32,29 @@ def sets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def pad(sets: Path, command: str, attack: str, *rest: str) -> int:
+    """``faceprint pad COMMAND --bona-fide <sets>/bona --attack ATTACK REST...``, in this process."""
+    return main(["pad", command, "--bona-fide", str(sets / "bona"), "--attack", attack, *rest])
+
+
 def test_train_then_eval_writes_the_iso_report(sets: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = sets / "model.json"
-    code = main(
-        [
-            "pad",
-            "train",
-            "--bona-fide",
-            str(sets / "bona"),
-            "--attack",
-            str(sets / "atk" / "print"),
-            "-o",
-            str(model),
-            "--json",
-        ]
-    )
+    code = pad(sets, "train", str(sets / "atk" / "print"), "-o", str(model), "--json")
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and model.is_file() and out["training"]["n_bona_fide"] >= 10
     report = sets / "report"
-    code = main(
-        [
-            "pad",
-            "eval",
-            "--bona-fide",
-            str(sets / "bona"),
-            "--attack",
-            f"{sets / 'atk' / 'print'}:print",
-            "--attack",
-            str(sets / "atk" / "replay"),
-            "--model",
-            str(model),
-            "--iapmr",
-            "-o",
-            str(report),
-        ]
+    replay = str(sets / "atk" / "replay")
+    code = pad(
+        sets,
+        "eval",
+        f"{sets / 'atk' / 'print'}:print",
+        "--attack",
+        replay,
+        "--model",
+        str(model),
+        "--iapmr",
+        "-o",
+        str(report),
     )
     md = capsys.readouterr().out
     assert code == 0
@@ -77,7 +66,7 @@ def test_train_then_eval_writes_the_iso_report(sets: Path, capsys: pytest.Captur
     assert set(doc["attacks"]) == {"print", "replay"} and doc["bona_fide"]["n"] == n
     at = doc["at_threshold"]
     assert at["apcer_max"] == max(a["rate"] for a in at["apcer"].values())
-    # the species it was trained on is detected; the figures in the Markdown are those of the JSON
+    # the species it was trained on is detected
     assert at["apcer"]["print"]["rate"] <= 0.25
     assert "synthetic attacks" in md and "APCER_AP" in md and "BPCER20" in md
     assert doc["iapmr"]["species"]["print"]["n"] > 0
@@ -86,47 +75,11 @@ def test_train_then_eval_writes_the_iso_report(sets: Path, capsys: pytest.Captur
 
 
 def test_errors_are_one_line_and_an_exit_code(sets: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "pad",
-            "eval",
-            "--bona-fide",
-            str(sets / "bona"),
-            "--attack",
-            str(sets / "atk" / "print"),
-            "--model",
-            str(sets / "missing.json"),
-            "-o",
-            str(sets / "r2"),
-        ]
-    )
+    missing = str(sets / "missing.json")
+    code = pad(sets, "eval", str(sets / "atk" / "print"), "--model", missing, "-o", str(sets / "r2"))
     err = capsys.readouterr().err
     assert code == 5 and "missing.json" in err and "Traceback" not in err
-    code = main(
-        [
-            "pad",
-            "eval",
-            "--bona-fide",
-            str(sets / "bona"),
-            "--attack",
-            str(sets / "nowhere"),
-            "--model",
-            str(sets / "missing.json"),
-            "-o",
-            str(sets / "r3"),
-        ]
-    )
+    code = pad(sets, "eval", str(sets / "nowhere"), "--model", missing, "-o", str(sets / "r3"))
     assert code in (2, 5) and "Traceback" not in capsys.readouterr().err
-    code = main(
-        [
-            "pad",
-            "train",
-            "--bona-fide",
-            str(sets / "bona"),
-            "--attack",
-            str(sets / "nowhere"),
-            "-o",
-            str(sets / "m2.json"),
-        ]
-    )
+    code = pad(sets, "train", str(sets / "nowhere"), "-o", str(sets / "m2.json"))
     assert code == 2 and "nowhere" in capsys.readouterr().err
