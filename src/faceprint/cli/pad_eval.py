@@ -95,7 +95,11 @@ def evaluate(
         options["model_dir"] = model_dir
     if threshold is not None:
         options["threshold"] = threshold
-    pad = attack_detectors.create(detector, **options)
+    try:
+        pad = attack_detectors.create(detector, **options)
+    except TypeError as exc:  # an option this backend does not take (--model for minifasnet…)
+        given = ", ".join(f"--{k.replace('_', '-')}" for k in options)
+        raise ConfigurationError(f"attack detector {detector!r} does not take {given}: {exc}") from None
     attacks = _attack_sets(attack)
     pipe = _pipeline(face_detector, embedder, upsample, max_pixels)
     command = "faceprint " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -322,33 +322,6 @@ class Presentations:
     def n_no_response(self) -> int:
         return int(np.count_nonzero(~np.isfinite(self.scores)))
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Keep in an ``.npz`` (numbers and strings only) to skip detection next time."""
-        emb = np.empty((0, 0), np.float32) if self.embeddings is None else self.embeddings
-        fk, fv = list(self.failures), list(self.failures.values())
-        np.savez(
-            path,
-            keys=np.array(self.keys),
-            subjects=np.array(self.subjects),
-            scores=self.scores,
-            embeddings=emb,
-            failure_keys=np.array(fk, dtype=str),
-            failure_reasons=np.array(fv, dtype=str),
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Presentations:
-        with np.load(path, allow_pickle=False) as z:
-            emb = z["embeddings"]
-            failures = dict(zip(z["failure_keys"].tolist(), z["failure_reasons"].tolist(), strict=True))
-            return cls(
-                z["keys"].tolist(),
-                z["subjects"].tolist(),
-                z["scores"].astype(np.float64),
-                None if emb.size == 0 else emb.astype(np.float32),
-                failures,
-            )
-
 
 def _image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, str]]:
     """(file, key) pairs: folders walked recursively for images (sorted), keys relative to the folder."""
