@@ -276,6 +276,21 @@ class TextureLBPDetector:
     def __repr__(self) -> str:
         return f"TextureLBPDetector(model={os.fspath(self.model_path)!r}, threshold={self.threshold})"
 
+    @classmethod
+    def _conformance_cases(cls, name: str) -> list[Any]:
+        """The checks run on a model fitted to seeded random features (the loader and the feature
+        path are what they test; no trained weights ship)."""
+        from ..testing import BackendCase
+
+        def build(ctx: Any) -> TextureLBPDetector:
+            rng = np.random.default_rng(0)
+            st = TextureSettings()
+            n = st.n_features
+            model = fit_texture(rng.random((8, n)), rng.random((8, n)) + 0.1, st)
+            return cls(model=model.save(Path(ctx.workdir) / "texture-lbp-conformance.json"))
+
+        return [BackendCase(name, build, "attack detector")]
+
 
 # --- training from images ---------------------------------------------------------------------
 
