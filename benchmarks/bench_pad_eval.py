@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from faceprint.attacks.features import TextureSettings
-from faceprint.attacks.synthetic import MANIFEST, SPECIES, build_attack_set
+from faceprint.attacks.synthetic import SPECIES, build_attack_set
 from faceprint.attacks.texture import TextureModel, fit_texture, largest_face, texture_features
 from faceprint.evaluation.pad import Presentations, integrated_iapmr, pad_report
 from faceprint.evaluation.pad_report import pad_markdown, write_pad_report
@@ -66,24 +66,26 @@ def images_of(root: Path, names: set[str]) -> list[Path]:
 
 
 def synth(sources: list[Path], root: Path, out: Path, species: tuple[str, ...], pipe: FacePipeline) -> None:
-    """Build the synthetic set once (kept when its manifest says it is complete)."""
-    done = out / MANIFEST
-    if done.is_file() and all(len(list((out / s).rglob("*.jpg"))) == len(sources) for s in species):
+    """Build the synthetic attacks of the sources not built yet (generation is deterministic per image)."""
+    missing = [p for p in sources if not all((out / s / p.relative_to(root)).is_file() for s in species)]
+    if not missing:
         return
     t = time.perf_counter()
     build_attack_set(
-        sources, out, root=root, species=species, seed=SEED, detect=lambda img: largest_face(pipe.detector, img)
+        missing, out, root=root, species=species, seed=SEED, detect=lambda img: largest_face(pipe.detector, img)
     )
-    log.info("built %d x %d synthetic attacks in %.0f s", len(sources), len(species), time.perf_counter() - t)
+    log.info("built %d x %d synthetic attacks in %.0f s", len(missing), len(species), time.perf_counter() - t)
 
 
-def measure(name: str, files: list[Path], root: Path, pipe: FacePipeline, st: TextureSettings, cache: Path) -> dict:
-    """Per image: face found, box, landmarks, texture features, embedding (cached in an npz)."""
+def measure(
+    name: str, files: list[Path], root: Path, pipe: FacePipeline, st: TextureSettings, cache: Path, embed: bool = True
+) -> dict:
+    """Per image: face found, box, landmarks, texture features and (``embed``) embedding, cached in an npz."""
     path = cache / f"set-{name}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             rec = {k: z[k] for k in z.files}
-        if len(rec["keys"]) == len(files):
+        if rec["keys"].tolist() == [f.relative_to(root).as_posix() for f in files]:
             return rec
     n = len(files)
     rec = {
@@ -105,18 +107,22 @@ def measure(name: str, files: list[Path], root: Path, pipe: FacePipeline, st: Te
         if det.landmarks is not None:
             rec["lm"][i] = det.landmarks.points
         rec["feat"][i] = texture_features([img], [det], st)[0]
-        face = pipe.embed_detections(img, [det])[0]
-        rec["emb"][i] = face.embedding.vector
+        if embed:
+            face = pipe.embed_detections(img, [det])[0]
+            rec["emb"][i] = face.embedding.vector
         if (i + 1) % 500 == 0:
             log.info("%s: %d/%d (%.0f s)", name, i + 1, n, time.perf_counter() - t)
     np.savez(path, **rec)
     return rec
 
 
-def measure_synthetic(part: str, species: str, pipe: FacePipeline, st: TextureSettings, cache: Path) -> dict:
-    """:func:`measure` of the synthetic attacks of one species (``part``: train or test)."""
+def measure_synthetic(
+    part: str, species: str, sources: list[Path], lfw: Path, pipe: FacePipeline, st: TextureSettings, cache: Path
+) -> dict:
+    """:func:`measure` of the synthetic attacks of one species made from ``sources`` (``part``: train or test)."""
     root = cache / f"synth-{part}" / species
-    return measure(f"{part}-{species}", sorted(root.rglob("*.jpg")), root, pipe, st, cache)
+    files = [root / p.relative_to(lfw) for p in sources]
+    return measure(f"{part}-{species}", files, root, pipe, st, cache, embed=part == "test")
 
 
 def presentations(rec: dict, scores: np.ndarray) -> Presentations:
@@ -180,7 +186,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/padeval"))
     ap.add_argument("--reports", type=Path, default=None, help="write a report folder per detector here")
     ap.add_argument("--train-bona", type=int, default=600)
-    ap.add_argument("--train-attack", type=int, default=600, help="DevTrain images each species is made from")
+    ap.add_argument("--train-attack", type=int, default=300, help="DevTrain images each species is made from")
+    ap.add_argument("--test-attack", type=int, default=500, help="DevTest images each species is made from")
     ap.add_argument("--detector", default="texture-lbp", help="another registered attack detector: no training")
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--model", type=Path, default=None)
@@ -198,16 +205,23 @@ def main() -> None:
     tb = [train_imgs[i] for i in sorted(pick[: args.train_bona])]
     ta = [train_imgs[i] for i in sorted(pick[args.train_bona : args.train_bona + args.train_attack])]
     test = images_of(root, test_people)
-    log.info("train: %d bona fide, %d attack sources; test: %d images", len(tb), len(ta), len(test))
+    tsrc = [test[i] for i in sorted(rng.permutation(len(test))[: args.test_attack])]
+    log.info(
+        "train: %d bona fide, %d attack sources; test: %d bona fide, %d attack sources",
+        len(tb),
+        len(ta),
+        len(test),
+        len(tsrc),
+    )
 
     pipe = FacePipeline(embedder_options={"threads": 1})
     scheme = "dlib5"
     st = TextureSettings()
     args.cache.mkdir(parents=True, exist_ok=True)
     synth(ta, root, args.cache / "synth-train", SPECIES, pipe)
-    synth(test, root, args.cache / "synth-test", SPECIES, pipe)
+    synth(tsrc, root, args.cache / "synth-test", SPECIES, pipe)
     test_bona = measure("test-bona", test, root, pipe, st, args.cache)
-    test_atk = {s: measure_synthetic("test", s, pipe, st, args.cache) for s in SPECIES}
+    test_atk = {s: measure_synthetic("test", s, tsrc, root, pipe, st, args.cache) for s in SPECIES}
     command = "python benchmarks/bench_pad_eval.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None
     )
@@ -233,8 +247,8 @@ def main() -> None:
             command,
         )
         return
-    train_bona = measure("train-bona", tb, root, pipe, st, args.cache)
-    train_atk = {s: measure_synthetic("train", s, pipe, st, args.cache) for s in SPECIES}
+    train_bona = measure("train-bona", tb, root, pipe, st, args.cache, embed=False)
+    train_atk = {s: measure_synthetic("train", s, ta, root, pipe, st, args.cache) for s in SPECIES}
     fb = train_bona["feat"][train_bona["ok"]]
     for name, species in (("texture-lbp (all species)", SPECIES), ("texture-lbp (trained on print only)", ("print",))):
         fa = np.vstack([train_atk[s]["feat"][train_atk[s]["ok"]] for s in species])
