@@ -24,6 +24,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelChecksumError",
     "ModelFormatError",
+    "ModelVersionError",
     "BackendUnavailableError",
     "BackendProtocolError",
     "EmbeddingError",
@@ -137,6 +138,11 @@ class ModelChecksumError(ModelError):
 
 class ModelFormatError(ModelError, ValueError):
     """A model file is not in the format its loader expects (wrong inputs/outputs, bad bytes)."""
+
+
+# presentation-attack detection (issue 11): a trainable model file of another format version
+class ModelVersionError(ModelFormatError):
+    """A model file was written by another version of its format; retrain or convert it."""
 
 
 class BackendUnavailableError(FaceprintError, ImportError):

@@ -168,7 +168,7 @@ attack_detectors: Registry[AttackDetector] = Registry(
     "attack detector",
     AttackDetector,
     "faceprint.attack_detectors",
-    ("faceprint.attacks.minifasnet", "faceprint.attacks.mesonet"),
+    ("faceprint.attacks.minifasnet", "faceprint.attacks.mesonet", "faceprint.attacks.texture"),
 )
 attribute_estimators: Registry[AttributeEstimator] = Registry(
     "attribute estimator",

@@ -27,6 +27,7 @@ import typer
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR
 from ..types import AttackScore, Detection
+from . import pad_eval
 from .app_common import EXIT_NO_MATCH, ImageTally, default_command_group, faces_by_image, finite_float
 from .recognize import JsonOpt, MaxPixelsOpt, UpsampleOpt
 
@@ -47,6 +48,7 @@ app = typer.Typer(
 class AttackDetectorChoice(enum.StrEnum):
     minifasnet = "minifasnet"
     mesonet = "mesonet"
+    texture_lbp = "texture-lbp"
 
 
 def _line(source: str, i: int, bbox: list[float], s: AttackScore) -> dict[str, Any]:
@@ -65,13 +67,20 @@ def score(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
     detector_name: Annotated[
         AttackDetectorChoice,
-        typer.Option("--detector", help="minifasnet (liveness: prints, screens) or mesonet (deepfake screening)."),
+        typer.Option(
+            "--detector",
+            help="minifasnet (liveness: prints, screens), mesonet (deepfake screening) or texture-lbp "
+            "(a model you trained with `faceprint pad train`, given with --model).",
+        ),
     ] = AttackDetectorChoice.minifasnet,
     model_dir: Annotated[
         Path | None,
         typer.Option(
             "--model-dir", help="Folder holding minifasnet/*.pth or mesonet/*.h5 (default: $FACEPRINT_MODEL_DIR)."
         ),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="texture-lbp: the model file `faceprint pad train` wrote.")
     ] = None,
     variant: Annotated[
         str | None,
@@ -103,7 +112,9 @@ def score(
     from ..pipeline import select_faces
     from ..registry import attack_detectors, detectors
 
-    opts: dict[str, Any] = {"model_dir": model_dir}
+    opts: dict[str, Any] = (
+        {"model": model} if detector_name is AttackDetectorChoice.texture_lbp else {"model_dir": model_dir}
+    )
     if threshold is not None:
         opts["threshold"] = threshold
     if variant is not None:
@@ -131,3 +142,7 @@ def score(
     tally.exit_if_any()
     if fail_on_attack and attacks:
         raise typer.Exit(code=EXIT_NO_MATCH)
+
+
+# `faceprint pad eval` (ISO/IEC 30107-3 report) and `faceprint pad train` (texture-lbp)
+pad_eval.register(app)
