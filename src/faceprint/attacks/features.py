@@ -119,6 +119,8 @@ def face_crop(image: npt.NDArray[np.uint8], detection: Detection, size: int, box
             "expected an RGB uint8 (H, W, 3) image, got "
             + (f"{image.dtype} of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__)
         )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageDimensionError(f"the image has no pixels (shape {image.shape})")
     if not isinstance(detection, Detection):
         raise ConfigurationError(f"expected a faceprint Detection, got {type(detection).__name__}")
     cx, cy = detection.bbox.center
