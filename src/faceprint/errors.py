@@ -57,6 +57,9 @@ __all__ = [
     "TemplateMismatchError",
     "KeyMismatchError",
     "TamperedTemplateError",
+    "MorphError",
+    "SameContributorError",
+    "LandmarkModelError",
 ]
 
 
@@ -325,3 +328,20 @@ class KeyMismatchError(TemplateMismatchError):
 class TamperedTemplateError(ProtectionError):
     """A protected template's bytes do not pass their integrity check (altered, truncated or
     from another key): it is refused rather than scored."""
+
+
+# --- morphing attacks (faceprint morph) -----------------------------------------------------------
+
+
+class MorphError(FaceprintError, ValueError):
+    """Two images cannot be morphed as asked (see :mod:`faceprint.attacks.morph`)."""
+
+
+class SameContributorError(MorphError):
+    """Both contributors of a morph are the same image: the "morph" would be that image again,
+    which tests nothing. Give photographs of two different people."""
+
+
+class LandmarkModelError(ModelNotFoundError):
+    """The dense (68-point) landmark model a landmark-based morph needs is missing; the message
+    names the file and the model's licence restriction."""
