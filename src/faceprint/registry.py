@@ -166,5 +166,5 @@ attack_detectors: Registry[AttackDetector] = Registry(
     "attack detector",
     AttackDetector,
     "faceprint.attack_detectors",
-    (),  # built-in backends add their modules here (faceprint.attacks.<backend>)
+    ("faceprint.attacks.mad",),  # built-in backends add their modules here (faceprint.attacks.<backend>)
 )

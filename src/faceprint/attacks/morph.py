@@ -184,6 +184,14 @@ class Morpher:
             out = postprocess(out, self.post, seed)
         return MorphResult(out, ca, cb, det_a, det_b, self.settings(alpha, seed))
 
+    def aligned(self, image: Any, *, seed: int = 0) -> npt.NDArray[np.uint8]:
+        """One photo through the same alignment and post-processing as a morph, without morphing:
+        the bona fide counterpart of a morph when training or testing a detector, so that the two
+        differ only by the morphing itself."""
+        img = load_image(image)
+        canvas, _ = self._align(img, self._face(img, describe_source(image)))
+        return postprocess(canvas, self.post, seed) if not self.post.is_identity else canvas
+
     # --- steps -------------------------------------------------------------------------------
 
     def _face(self, image: npt.NDArray[np.uint8], what: str) -> Detection:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from ..errors import ConfigurationError, DataFormatError
 
-__all__ = ["STRATEGIES", "MorphPair", "identity_images", "select_pairs", "read_pairs", "write_pairs", "read_attributes", "attribute_of"]
+__all__ = ["STRATEGIES", "MorphPair", "identity_images", "select_pairs", "read_pairs", "write_pairs", "read_attributes", "attribute_of", "protocol_identities"]
 
 STRATEGIES: tuple[str, ...] = ("lookalike", "random")
 _SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
@@ -170,3 +170,20 @@ def attribute_of(path: Path, root: Path, attrs: Mapping[str, str]) -> str | None
     """The attribute label of an image under ``root``: by its relative path, else by its identity folder."""
     rel = path.relative_to(root).as_posix()
     return attrs.get(rel, attrs.get(path.parent.name))
+
+
+def protocol_identities(pairs_file: str | Path) -> set[str]:
+    """Every identity named in an LFW-format pairs file (``name i j`` / ``name1 i name2 j`` lines),
+    e.g. to keep detector training (pairsDevTrain) and testing (pairsDevTest) identities disjoint."""
+    try:
+        lines = Path(pairs_file).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataFormatError(f"cannot read the pairs file {pairs_file}: {exc.strerror or exc}") from None
+    names: set[str] = set()
+    for line in lines[1:]:
+        cols = line.split()
+        if len(cols) == 3:
+            names.add(cols[0])
+        elif len(cols) == 4:
+            names.update((cols[0], cols[2]))
+    return names
