@@ -40,10 +40,17 @@ from typing import Any
 import numpy as np
 
 from faceprint import FacePipeline
-from faceprint.attacks.mad import DMAD_FEATURES_VERSION, SMAD_FEATURES_VERSION, LinearModel, dmad_features, smad_chip, smad_features
+from faceprint.attacks.mad import (
+    DMAD_FEATURES_VERSION,
+    SMAD_FEATURES_VERSION,
+    LinearModel,
+    dmad_features,
+    smad_chip,
+    smad_features,
+)
 from faceprint.attacks.morph import Morpher
-from faceprint.attacks.morph_post import PostProcess
 from faceprint.attacks.morph_pairs import identity_images, protocol_identities, select_pairs
+from faceprint.attacks.morph_post import PostProcess
 from faceprint.errors import FaceprintError
 from faceprint.evaluation.morph import detection_report
 
@@ -80,7 +87,9 @@ def embed_paths(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str,
     return have
 
 
-def choose_pairs(people: dict[str, list[Path]], emb: dict[str, np.ndarray], n: int, seed: int) -> list[tuple[str, str, str]]:
+def choose_pairs(
+    people: dict[str, list[Path]], emb: dict[str, np.ndarray], n: int, seed: int
+) -> list[tuple[str, str, str]]:
     ids = [k for k in people if str(people[k][0]) in emb and str(people[k][1]) in emb]
     e = np.stack([emb[str(people[k][0])] for k in ids])
     out = []
@@ -119,7 +128,9 @@ def build_set(
     if key not in morphers:
         morphers[key] = Morpher(method, select="central", post=POSTS[post], allow_noncommercial=method == "landmarks")
     m = morphers[key]
-    rows: dict[str, list[Any]] = {k: [] for k in ("label", "suspect", "trusted", "smad", "pair", "strategy", "smad_row")}
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("label", "suspect", "trusted", "smad", "pair", "strategy", "smad_row")
+    }
     t0 = time.perf_counter()
     for k, (a, b, strategy) in enumerate(pairs):
         refs = [people[a][0], people[b][0]]
@@ -188,7 +199,17 @@ def train(kind: str, sets: list[dict[str, np.ndarray]], c: float, meta: dict[str
     model = LinearModel(kind, DMAD_FEATURES_VERSION if kind == "dmad" else SMAD_FEATURES_VERSION, mean, scale, coef, b)
     s = model.predict(x)
     thr = detection_report(s[y == 1], s[y == 0])["d_eer_threshold"]
-    return LinearModel(model.kind, model.features_version, mean, scale, coef, b, float(thr), "1", {**meta, "C": c, "n_train": int(y.size)})
+    return LinearModel(
+        model.kind,
+        model.features_version,
+        mean,
+        scale,
+        coef,
+        b,
+        float(thr),
+        "1",
+        {**meta, "C": c, "n_train": int(y.size)},
+    )
 
 
 def evaluate(model: LinearModel | None, kind: str, test: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -245,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, dict[str, LinearModel]] = {"dmad": {}, "smad": {}}
     c_of = {"dmad": 0.1, "smad": 0.05}
     for kind in models:
-        models[kind]["all"] = train(kind, [sets[("train", m, p)] for m in METHODS for p in TRAIN_POSTS], c_of[kind], meta)
+        models[kind]["all"] = train(
+            kind, [sets[("train", m, p)] for m in METHODS for p in TRAIN_POSTS], c_of[kind], meta
+        )
         for m in METHODS:
             models[kind][m] = train(kind, [sets[("train", m, p)] for p in TRAIN_POSTS], c_of[kind], meta)
     report: dict[str, Any] = {"n_train_pairs": args.n_train, "n_test_pairs": args.n_test, "rows": []}
@@ -258,13 +281,18 @@ def main(argv: list[str] | None = None) -> int:
                 for p in TEST_POSTS:
                     rep = evaluate(model, kind, sets[("test", m, p)])
                     report["rows"].append({"detector": kind, "trained_on": trained, "test_method": m, "post": p, **rep})
-    print("| detector | trained on | test method | post-processing | attacks / bona fide | D-EER | BPCER10 | BPCER20 | APCER / BPCER at stored thr. |")
+    print(
+        "| detector | trained on | test method | post-processing | attacks / bona fide | D-EER | BPCER10 | BPCER20 "
+        "| APCER / BPCER at stored thr. |"
+    )
     print("|---|---|---|---|---:|---:|---:|---:|---|")
     for r in report["rows"]:
         at = f"{r['apcer']:.3f} / {r['bpcer']:.3f}" if "apcer" in r else "-"
+        trained = r["trained_on"] if r["detector"] != "dmad-score" else "(no training)"
+        rates = f"{100 * r['d_eer']:.1f} % | {100 * r['bpcer10']:.1f} % | {100 * r['bpcer20']:.1f} %"
         print(
-            f"| {r['detector']} | {r['trained_on'] if r['detector'] != 'dmad-score' else '(no training)'} | {r['test_method']} | {r['post']} | "
-            f"{r['n_attacks']} / {r['n_bona_fide']} | {100 * r['d_eer']:.1f} % | {100 * r['bpcer10']:.1f} % | {100 * r['bpcer20']:.1f} % | {at} |"
+            f"| {r['detector']} | {trained} | {r['test_method']} | {r['post']} | "
+            f"{r['n_attacks']} / {r['n_bona_fide']} | {rates} | {at} |"
         )
     (args.cache / "mad_report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     if not args.no_save:

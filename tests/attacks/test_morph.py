@@ -70,7 +70,10 @@ def test_same_seed_gives_identical_bytes_and_the_seed_matters(flow: Morpher) -> 
     assert png[0] == png[1]
     assert png[0] != png[2]
     # and without post-processing, two Morphers agree byte for byte
-    assert np.array_equal(flow.morph(data_path(*A), data_path(*B)).image, Morpher("flow", select="central").morph(data_path(*A), data_path(*B)).image)
+    assert np.array_equal(
+        flow.morph(data_path(*A), data_path(*B)).image,
+        Morpher("flow", select="central").morph(data_path(*A), data_path(*B)).image,
+    )
 
 
 @pytest.mark.parametrize("method,tol", [("flow", 0.5), ("landmarks", 2.0)])

@@ -264,7 +264,10 @@ class SMad:
     def __init__(self, model_path: str | Path | None = None, *, threshold: float | None = None) -> None:
         self.model_ = LinearModel.load(model_path, "smad")
         if self.model_.features_version != SMAD_FEATURES_VERSION:
-            raise ModelFormatError(f"smad model has features version {self.model_.features_version}, this code computes {SMAD_FEATURES_VERSION}")
+            raise ModelFormatError(
+                f"smad model has features version {self.model_.features_version}, "
+                f"this code computes {SMAD_FEATURES_VERSION}"
+            )
         self.threshold = float(self.model_.threshold if threshold is None else threshold)
         self.detector_id = f"smad@{self.model_.version}"
 
@@ -376,7 +379,9 @@ class DMadScore(_EmbeddingMad):
 
     name = "dmad-score"
 
-    def __init__(self, *, embedder: Any = None, threshold: float | None = None, smad_model: str | Path | None = None) -> None:
+    def __init__(
+        self, *, embedder: Any = None, threshold: float | None = None, smad_model: str | Path | None = None
+    ) -> None:
         super().__init__(embedder, smad_model)
         if threshold is None:
             from ..models import operating_points_for
@@ -388,4 +393,3 @@ class DMadScore(_EmbeddingMad):
 
     def _pair_score(self, s: npt.NDArray[np.float64], t: npt.NDArray[np.float64]) -> float:
         return float(np.clip((1.0 - float(np.dot(s, t))) / 2.0, 0.0, 1.0))
-

@@ -203,7 +203,9 @@ class Morpher:
             raise NoFaceError(f"no face with landmarks found in {what}: a morph needs one face in each image")
         return found[0]
 
-    def _align(self, image: npt.NDArray[np.uint8], det: Detection) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+    def _align(
+        self, image: npt.NDArray[np.uint8], det: Detection
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
         assert det.landmarks is not None
         dst, wts = canvas_points(self.size, det.landmarks.scheme)
         m = similarity_transform(det.landmarks.points, dst, wts)

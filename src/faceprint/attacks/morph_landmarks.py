@@ -63,7 +63,8 @@ class Dlib68:
         if p is None or not p.is_file():
             where = str(p) if p is not None else f"{DLIB68_FILE} (package face_recognition_models is not installed)"
             raise LandmarkModelError(
-                f"the 68-point landmark model is missing: {where}. Install it with `pip install face_recognition_models` "
+                f"the 68-point landmark model is missing: {where}. "
+                "Install it with `pip install face_recognition_models` "
                 f"or pass its path. Licence note: {DLIB68_LICENCE}"
             )
         try:

@@ -22,7 +22,17 @@ import numpy.typing as npt
 
 from ..errors import ConfigurationError, DataFormatError
 
-__all__ = ["STRATEGIES", "MorphPair", "identity_images", "select_pairs", "read_pairs", "write_pairs", "read_attributes", "attribute_of", "protocol_identities"]
+__all__ = [
+    "STRATEGIES",
+    "MorphPair",
+    "identity_images",
+    "select_pairs",
+    "read_pairs",
+    "write_pairs",
+    "read_attributes",
+    "attribute_of",
+    "protocol_identities",
+]
 
 STRATEGIES: tuple[str, ...] = ("lookalike", "random")
 _SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})

@@ -193,7 +193,10 @@ def batch(
             else:
                 name = f"morph_{i:05d}.png"
                 _write_png(output / name, r.image)
-                rows.append(f"{name}\t{Path(p.a).resolve()}\t{Path(p.b).resolve()}\t{method}\t{alpha}\t{seed + i}\t{m.post.tag()}")
+                rows.append(
+                    "\t".join((name, str(Path(p.a).resolve()), str(Path(p.b).resolve())))
+                    + f"\t{method}\t{alpha}\t{seed + i}\t{m.post.tag()}"
+                )
             advance(1)
     (output / "morphs.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     typer.echo(f"{len(rows) - 1} morphs in {output} ({failed} pairs failed); list: {output / 'morphs.tsv'}")
@@ -204,7 +207,9 @@ def batch(
 @app.command("pairs")
 def pairs_cmd(
     data: Annotated[Path, typer.Argument(help="Folder with one sub-folder of photos per person.")],
-    strategy: Annotated[str, typer.Option("--strategy", help="lookalike (most similar first) or random.")] = "lookalike",
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="lookalike (most similar first) or random.")
+    ] = "lookalike",
     n: Annotated[int, typer.Option("-n", min=1, help="Number of pairs.")] = 100,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Pairs file to write (TSV).")] = None,
     seed: SeedOpt = 0,
@@ -213,7 +218,8 @@ def pairs_cmd(
     ] = 1,
     max_uses: Annotated[int, typer.Option("--max-uses", min=1, help="Pairs one person may be part of.")] = 1,
     attributes: Annotated[
-        Path | None, typer.Option("--attributes", help="CSV 'image,label' (e.g. lfw_gender.csv): pair equal labels only.")
+        Path | None,
+        typer.Option("--attributes", help="CSV 'image,label' (e.g. lfw_gender.csv): pair equal labels only."),
     ] = None,
     select: SelectOpt = "largest",
     detector: DetectorOpt = DEFAULT_DETECTOR,
@@ -222,7 +228,14 @@ def pairs_cmd(
     """Choose contributor pairs of different people: look-alikes by embedding similarity, or random."""
     import numpy as np
 
-    from ..attacks.morph_pairs import MorphPair, attribute_of, identity_images, read_attributes, select_pairs, write_pairs
+    from ..attacks.morph_pairs import (
+        MorphPair,
+        attribute_of,
+        identity_images,
+        read_attributes,
+        select_pairs,
+        write_pairs,
+    )
 
     people = identity_images(data, min_images=min_images)
     ids = list(people)
@@ -243,7 +256,9 @@ def pairs_cmd(
         emb = np.asarray(vecs, dtype=np.float64)
     attrs = read_attributes(attributes) if attributes is not None else None
     labels = [attribute_of(paths[k], data, attrs) for k in keep] if attrs is not None else None
-    chosen = select_pairs([ids[k] for k in keep], emb, strategy=strategy, n=n, seed=seed, max_uses=max_uses, attributes=labels)
+    chosen = select_pairs(
+        [ids[k] for k in keep], emb, strategy=strategy, n=n, seed=seed, max_uses=max_uses, attributes=labels
+    )
     result = [
         MorphPair(str(paths[keep[i]]), str(paths[keep[j]]), s if strategy == "lookalike" else float("nan"))
         for i, j, s in chosen

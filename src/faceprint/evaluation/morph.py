@@ -122,7 +122,9 @@ def bpcer_at_apcer(attacks: npt.ArrayLike, bona_fide: npt.ArrayLike, target_apce
     return float(np.mean(b >= t)), t
 
 
-def detection_report(attacks: npt.ArrayLike, bona_fide: npt.ArrayLike, threshold: float | None = None) -> dict[str, Any]:
+def detection_report(
+    attacks: npt.ArrayLike, bona_fide: npt.ArrayLike, threshold: float | None = None
+) -> dict[str, Any]:
     """D-EER, BPCER10, BPCER20 (and APCER/BPCER at ``threshold``) of one detector on one test set."""
     a, b = _attack_scores(attacks, bona_fide)
     d = rates.eer(a, b)  # attacks play "mated" (high), bona fide "non-mated": FNMR=APCER, FMR=BPCER
@@ -191,7 +193,9 @@ def read_morph_list(path: str | Path) -> list[MorphEntry]:
     return out
 
 
-def operating_thresholds(pipeline: Any, names: Sequence[str] = ("fmr=0.01", "fmr=0.001", "fmr=0.0001")) -> dict[str, float]:
+def operating_thresholds(
+    pipeline: Any, names: Sequence[str] = ("fmr=0.01", "fmr=0.001", "fmr=0.0001")
+) -> dict[str, float]:
     """The pipeline's calibrated thresholds by operating-point name. Where ``fmr=0.01`` is not
     calibrated, the EER point (FMR ≈ 1 % for faceprint's models on LFW) stands in, named ``eer``."""
     out: dict[str, float] = {}
@@ -313,10 +317,11 @@ def pipeline_embedder(pipeline: Any, *, select: str = "largest", workers: int | 
     def embed(paths: Sequence[str]) -> dict[str, npt.NDArray[np.float32] | None]:
         out: dict[str, npt.NDArray[np.float32] | None] = {}
         paths = list(paths)
-        for path, r in zip(paths, pipeline.embed_many(paths, select=select, workers=workers, total=len(paths))):
+        for path, r in zip(
+            paths, pipeline.embed_many(paths, select=select, workers=workers, total=len(paths)), strict=True
+        ):
             face = r.faces[0] if r.ok and r.faces else None
             out[path] = None if face is None or face.embedding is None else face.embedding.vector
         return out
 
     return embed
-
