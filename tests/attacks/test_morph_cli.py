@@ -68,7 +68,7 @@ def test_pairs_batch_eval(tmp_path, capsys) -> None:
     }
     assert firsts == set(PEOPLE)  # each person once
     out = tmp_path / "morphs"
-    assert main(["morph", "batch", str(pairs), "-o", str(out), "--select", "central"]) == 0
+    assert main(["morph", "--pairs", str(pairs), "-o", str(out), "--select", "central"]) == 0
     listed = (out / "morphs.tsv").read_text().splitlines()
     assert len(listed) == 3 and all((out / row.split("\t")[0]).is_file() for row in listed[1:])
     capsys.readouterr()

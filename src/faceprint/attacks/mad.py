@@ -251,8 +251,22 @@ def _check_image(image: Any) -> npt.NDArray[np.uint8]:
 # --- backends -----------------------------------------------------------------------------------
 
 
+class _OneByOne:
+    """``score_batch`` as ``score`` one face at a time (each face needs its own crop and features)."""
+
+    def score(self, image: npt.NDArray[np.uint8], detection: Detection) -> AttackScore:
+        raise NotImplementedError
+
+    def score_batch(
+        self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detection]
+    ) -> list[AttackScore]:
+        if len(images) != len(detections):
+            raise ConfigurationError("score_batch needs one detection per image")
+        return [self.score(i, d) for i, d in zip(images, detections, strict=True)]
+
+
 @attack_detectors.register("smad")
-class SMad:
+class SMad(_OneByOne):
     """Single-image morphing-attack detection (texture/frequency features, logistic regression).
 
     Weak across generators: see the module doc.
@@ -278,15 +292,8 @@ class SMad:
         chip = smad_chip(_check_image(image), detection)
         return self._verdict(float(self.model_.predict(smad_features(chip)[None, :])[0]))
 
-    def score_batch(
-        self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detection]
-    ) -> list[AttackScore]:
-        if len(images) != len(detections):
-            raise ConfigurationError("score_batch needs one detection per image")
-        return [self.score(i, d) for i, d in zip(images, detections, strict=True)]
 
-
-class _EmbeddingMad:
+class _EmbeddingMad(_OneByOne):
     """Shared by the differential backends: an embedder and the S-MAD fallback for single images."""
 
     kind = "morph"
@@ -325,13 +332,6 @@ class _EmbeddingMad:
         if self._smad is None:
             self._smad = SMad(self._smad_model)
         return self._smad.score(image, detection)
-
-    def score_batch(
-        self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detection]
-    ) -> list[AttackScore]:
-        if len(images) != len(detections):
-            raise ConfigurationError("score_batch needs one detection per image")
-        return [self.score(i, d) for i, d in zip(images, detections, strict=True)]
 
 
 @attack_detectors.register("dmad")

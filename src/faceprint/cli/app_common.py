@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -100,3 +101,18 @@ def done_counter(advance: Callable[[int], None]) -> Callable[[int, int | None], 
         seen = done
 
     return progress
+
+
+def default_command_group(default: str) -> type[Any]:
+    """A typer group class whose first argument, when it is none of its commands (nor ``--help``),
+    starts command ``default``: ``faceprint explain A B`` runs ``explain pair A B``, ``faceprint
+    morph A B`` runs ``morph make A B``. Pass it as ``typer.Typer(cls=...)``."""
+    from typer.core import TyperGroup
+
+    class DefaultCommandGroup(TyperGroup):
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+                args = [default, *args]
+            return list(super().parse_args(ctx, args))
+
+    return DefaultCommandGroup

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from ..evaluation.protocols import protocol_kinds
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from ..registry import explainers
-from .app_common import emit_report, finite_float, progress_bar
+from .app_common import default_command_group, emit_report, finite_float, progress_bar
 from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
 
 log = logging.getLogger(__name__)
@@ -30,17 +29,8 @@ log = logging.getLogger(__name__)
 DEFAULT_COMMAND = "pair"
 
 
-class _DefaultCommandGroup(TyperGroup):
-    """A group whose first argument, when it is not one of its commands, starts the default one."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = [DEFAULT_COMMAND, *args]
-        return list(super().parse_args(ctx, args))
-
-
 app = typer.Typer(
-    cls=_DefaultCommandGroup,
+    cls=default_command_group(DEFAULT_COMMAND),
     help="Why do two faces match? Similarity maps (`faceprint explain A.jpg B.jpg -o out.png`) and their "
     "faithfulness on a protocol (`faceprint explain eval`).",
     no_args_is_help=True,

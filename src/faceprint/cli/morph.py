@@ -1,7 +1,7 @@
 """``faceprint morph``: make morphs, choose contributor pairs, measure a model's vulnerability.
 
 * ``faceprint morph A B -o M.png`` (short for ``morph make``): one morph;
-* ``faceprint morph batch PAIRS -o DIR``: one morph per pair, and ``DIR/morphs.tsv``;
+* ``faceprint morph --pairs PAIRS -o DIR``: one morph per pair, and ``DIR/morphs.tsv``;
 * ``faceprint morph pairs DIR --strategy lookalike|random -n N``: contributor pairs;
 * ``faceprint morph eval DIR/morphs.tsv``: MMPMR, ProdAvg-MMPMR, RMMR at the model's operating points.
 
@@ -17,28 +17,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-import typer.core
 
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
-from .app_common import EXIT_NO_FACE, emit_error_line, emit_report, progress_bar
+from .app_common import EXIT_NO_FACE, default_command_group, emit_error_line, emit_report, progress_bar
 from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, _pipeline
 
 log = logging.getLogger(__name__)
 
 
-class _MorphGroup(typer.core.TyperGroup):
-    """``faceprint morph A B …`` runs ``morph make A B …``: a first argument that is no subcommand
-    (nor an option) is taken as an image."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
-            args = ["make", *args]
-        return list(super().parse_args(ctx, args))
-
-
 app = typer.Typer(
-    cls=_MorphGroup,
+    cls=default_command_group("make"),
     help="Face morphing attacks: make morphs (`faceprint morph A.jpg B.jpg -o M.png`), choose contributor pairs, "
     "and measure a model's vulnerability (MMPMR).",
     no_args_is_help=True,
@@ -121,9 +110,13 @@ def _write_png(path: Path, image: Any) -> None:
 
 @app.command("make")
 def make(
-    a: Annotated[Path, typer.Argument(help="Contributor A's photo.", show_default=False)],
-    b: Annotated[Path, typer.Argument(help="Contributor B's photo.", show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The morph image to write (.png).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The morph to write (.png); with --pairs, a folder.")],
+    a: Annotated[Path | None, typer.Argument(help="Contributor A's photo.", show_default=False)] = None,
+    b: Annotated[Path | None, typer.Argument(help="Contributor B's photo.", show_default=False)] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option("--pairs", help="Batch: a pairs file ('a<TAB>b' lines, from `morph pairs`) instead of A B."),
+    ] = None,
     alpha: AlphaOpt = 0.5,
     method: MethodOpt = "flow",
     seed: SeedOpt = 0,
@@ -140,11 +133,19 @@ def make(
     detector: DetectorOpt = DEFAULT_DETECTOR,
     json_out: JsonOpt = False,
 ) -> None:
-    """Morph two people's photos into one face that resembles both."""
+    """Morph two people's photos into one face that resembles both (or every pair of a --pairs file)."""
+    from ..errors import ConfigurationError
+
+    if not ((pairs is None and a is not None and b is not None) or (pairs is not None and a is None and b is None)):
+        raise ConfigurationError("give either two photos (faceprint morph A B -o M.png) or --pairs FILE -o DIR")
     m = _morpher(
         method, detector, select, flow, size, splice, sharpen, jpeg, print_scan, passport,
         landmarks_noncommercial, landmark_model,
     )  # fmt: skip
+    if pairs is not None:
+        _batch(m, pairs, output, alpha, seed)
+        return
+    assert a is not None and b is not None
     r = m.morph(a, b, alpha=alpha, seed=seed)
     _write_png(output, r.image)
     doc = {"morph": str(output), "a": str(a), "b": str(b), "height": r.image.shape[0], "width": r.image.shape[1]}
@@ -152,34 +153,12 @@ def make(
     typer.echo(json.dumps(doc) if json_out else f"{output}\t{r.image.shape[1]}×{r.image.shape[0]}")
 
 
-@app.command("batch")
-def batch(
-    pairs: Annotated[Path, typer.Argument(help="Pairs file: 'a<TAB>b' per line (from `morph pairs`).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the morphs and morphs.tsv.")],
-    alpha: AlphaOpt = 0.5,
-    method: MethodOpt = "flow",
-    seed: SeedOpt = 0,
-    select: SelectOpt = "largest",
-    flow: FlowOpt = "dis",
-    size: SizeOpt = 256,
-    splice: SpliceOpt = False,
-    sharpen: SharpenOpt = 0.0,
-    jpeg: JpegOpt = None,
-    print_scan: PrintScanOpt = False,
-    passport: PassportOpt = False,
-    landmarks_noncommercial: NoncommercialOpt = False,
-    landmark_model: LandmarkModelOpt = None,
-    detector: DetectorOpt = DEFAULT_DETECTOR,
-) -> None:
-    """One morph per pair (pair i gets seed + i); DIR/morphs.tsv lists morph, contributors and settings."""
+def _batch(m: Any, pairs: Path, output: Path, alpha: float, seed: int) -> None:
+    """One morph per pair (pair i gets seed + i) in ``output``, listed in ``output/morphs.tsv``."""
     from ..attacks.morph_pairs import read_pairs
     from ..errors import FaceprintError
 
     todo = read_pairs(pairs)
-    m = _morpher(
-        method, detector, select, flow, size, splice, sharpen, jpeg, print_scan, passport,
-        landmarks_noncommercial, landmark_model,
-    )  # fmt: skip
     output.mkdir(parents=True, exist_ok=True)
     rows = ["morph\ta\tb\tmethod\talpha\tseed\tpost"]
     failed = 0
@@ -195,7 +174,7 @@ def batch(
                 _write_png(output / name, r.image)
                 rows.append(
                     "\t".join((name, str(Path(p.a).resolve()), str(Path(p.b).resolve())))
-                    + f"\t{method}\t{alpha}\t{seed + i}\t{m.post.tag()}"
+                    + f"\t{m.method}\t{alpha}\t{seed + i}\t{m.post.tag()}"
                 )
             advance(1)
     (output / "morphs.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -272,7 +251,7 @@ def pairs_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    morphs: Annotated[Path, typer.Argument(help="morphs.tsv from `faceprint morph batch`.")],
+    morphs: Annotated[Path, typer.Argument(help="morphs.tsv from `faceprint morph --pairs`.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the report as JSON here.")] = None,
     select: Annotated[
         Selection, typer.Option("--select", help="Face of the contributors' and probes' photos: largest or central.")

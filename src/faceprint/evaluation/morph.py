@@ -170,7 +170,7 @@ def probes_from_folder(contributor: str | Path) -> tuple[str, ...]:
 def read_morph_list(path: str | Path) -> list[MorphEntry]:
     """Entries of a morph list: TSV ``morph<TAB>contributor_a<TAB>contributor_b`` (+ any columns after).
 
-    This is the ``morphs.tsv`` that ``faceprint morph batch`` writes; a header line starting
+    This is the ``morphs.tsv`` that ``faceprint morph --pairs FILE -o DIR`` writes; a header line starting
     with ``morph`` is skipped, relative paths are relative to the file's folder. Each
     contributor's probes are the other images in its folder (:func:`probes_from_folder`).
     """
