@@ -10,7 +10,9 @@
    probes = up to ``--max-probes`` of the others): ``-n`` look-alike pairs and ``-n`` random
    pairs, each morphed by both methods (alpha 0.5, no post-processing); MMPMR, ProdAvg-MMPMR,
    RMMR and the same pairs' zero-effort FMR at the model's calibrated operating points (FMR 1e-3,
-   1e-4, and the EER point standing in for 1e-2).
+   1e-4, and the EER point standing in for 1e-2). Look-alike pairs also with a *balanced* alpha
+   (:func:`faceprint.attacks.morph.morph_balanced`: of alphas 0.3-0.7, the morph whose lower score
+   against the two contributor photos is highest, as an attacker with a face recogniser picks).
 
 Photo embeddings are cached in ``CACHE/bench_emb.npz``; morphs are kept in memory only.
 """
@@ -28,7 +30,7 @@ import cv2
 import numpy as np
 
 from faceprint import FacePipeline
-from faceprint.attacks.morph import Morpher
+from faceprint.attacks.morph import Morpher, morph_balanced
 from faceprint.attacks.morph_pairs import identity_images, protocol_identities, select_pairs
 from faceprint.errors import FaceprintError
 from faceprint.evaluation.morph import MorphEntry, operating_thresholds, vulnerability
@@ -135,28 +137,39 @@ def main() -> int:
         "| zero-effort FMR of the pairs | morphs |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for strategy in ("lookalike", "random"):
+
+    def embed_image(img: np.ndarray) -> np.ndarray | None:
+        faces = pipe.analyze(img, select="central")
+        return faces[0].embedding.vector if faces and faces[0].embedding is not None else None
+
+    runs = [(s, method, False) for s in ("lookalike", "random") for method in morphers]
+    runs += [("lookalike", method, True) for method in morphers]
+    for strategy, method, balanced in runs:
+        m = morphers[method]
         pairs = select_pairs(usable, e, strategy=strategy, n=args.n, seed=args.seed)
-        for method, m in morphers.items():
-            morph_emb: dict[str, np.ndarray | None] = {}
-            entries = []
-            for k, (i, j, _) in enumerate(pairs):
-                a, b = usable[i], usable[j]
-                key = f"morph:{strategy}:{method}:{k}"
-                try:
+        morph_emb: dict[str, np.ndarray | None] = {}
+        entries = []
+        for k, (i, j, _) in enumerate(pairs):
+            a, b = usable[i], usable[j]
+            key = f"morph:{strategy}:{method}:{balanced}:{k}"
+            try:
+                if balanced:
+                    img = morph_balanced(m, contrib[a], contrib[b], embed_image).image
+                else:
                     img = m.morph(contrib[a], contrib[b]).image
-                    morph_emb[key] = pipe.embed_one(img, select="central").embedding.vector  # type: ignore[union-attr]
-                except FaceprintError:
-                    morph_emb[key] = None
-                entries.append(MorphEntry(key, (contrib[a], contrib[b]), (probes[a], probes[b])))
-            known = {**emb, **morph_emb}
-            rep = vulnerability(entries, lambda ps, known=known: {p: known[p] for p in ps}, thresholds)
-            report["vulnerability"][f"{strategy}/{method}"] = rep
-            for r in rep["points"]:
-                print(
-                    f"| {strategy} | {method} | {r['operating_point']} | {r['threshold']:.4f} | {r['mmpmr']:.3f} | "
-                    f"{r['prodavg_mmpmr']:.3f} | {r['rmmr']:.3f} | {r['zero_effort_fmr']:.4f} | {rep['n_morphs']} |"
-                )
+                morph_emb[key] = pipe.embed_one(img, select="central").embedding.vector  # type: ignore[union-attr]
+            except FaceprintError:
+                morph_emb[key] = None
+            entries.append(MorphEntry(key, (contrib[a], contrib[b]), (probes[a], probes[b])))
+        known = {**emb, **morph_emb}
+        rep = vulnerability(entries, lambda ps, known=known: {p: known[p] for p in ps}, thresholds)
+        label = f"{method}, balanced alpha" if balanced else method
+        report["vulnerability"][f"{strategy}/{label}"] = rep
+        for r in rep["points"]:
+            print(
+                f"| {strategy} | {label} | {r['operating_point']} | {r['threshold']:.4f} | {r['mmpmr']:.3f} | "
+                f"{r['prodavg_mmpmr']:.3f} | {r['rmmr']:.3f} | {r['zero_effort_fmr']:.4f} | {rep['n_morphs']} |"
+            )
     (args.cache / "bench_morph.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return 0
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceprint.attacks.morph import Morpher, check_alpha
+from faceprint.attacks.morph import BALANCE_ALPHAS, Morpher, check_alpha, morph_balanced
 from faceprint.attacks.morph_landmarks import default_dlib68_path
 from faceprint.attacks.morph_post import PASSPORT_SIZE, PostProcess, postprocess
 from faceprint.errors import ConfigurationError, LandmarkModelError, NoFaceError, SameContributorError
@@ -155,3 +155,23 @@ def test_post_processing_sizes_and_changes() -> None:
     assert np.array_equal(postprocess(img, PostProcess()), img)
     with pytest.raises(ConfigurationError):
         PostProcess(jpeg_quality=0)
+
+
+@pytest.mark.slow
+def test_balanced_morph_is_the_alpha_closest_to_both(flow: Morpher, pipeline) -> None:
+    def embed(img):
+        faces = pipeline.analyze(img, select="central")
+        return faces[0].embedding.vector if faces else None
+
+    a, b = load_image(data_path(*A)), load_image(data_path(*B))
+    ea, eb = embed(a), embed(b)
+
+    def lower(img) -> float:
+        v = embed(img)
+        return min(float(v @ ea), float(v @ eb))
+
+    r = morph_balanced(flow, a, b, embed)
+    assert r.settings["balanced"] is True and r.settings["alpha"] in BALANCE_ALPHAS
+    best = lower(r.image)
+    for alpha in BALANCE_ALPHAS:
+        assert best >= lower(flow.morph(a, b, alpha=alpha).image) - 1e-6

@@ -20,13 +20,15 @@ face centred with ample background), so that only the residual shape differences
 colour correction at the seam, so hair and background are A's alone and free of ghosting.
 Post-processing (:class:`~faceprint.attacks.morph_post.PostProcess`) follows.
 
-``alpha`` is B's share: 0 gives A's aligned face, 1 gives B's. Everything is deterministic: the
+``alpha`` is B's share: 0 gives A's aligned face, 1 gives B's. :func:`morph_balanced` picks it as
+an attacker with a face recogniser would (the alpha whose morph is closest to both). Everything is deterministic: the
 same inputs, settings and ``seed`` give byte-identical output.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +43,17 @@ from ..io import describe_source, load_image
 from ..types import BBox, Detection
 from .morph_post import PostProcess, postprocess
 
-__all__ = ["METHODS", "FLOWS", "MorphResult", "Morpher", "morph", "canvas_points", "check_alpha"]
+__all__ = [
+    "METHODS",
+    "FLOWS",
+    "BALANCE_ALPHAS",
+    "MorphResult",
+    "Morpher",
+    "morph",
+    "morph_balanced",
+    "canvas_points",
+    "check_alpha",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,8 @@ FLOWS: tuple[str, ...] = ("dis", "farneback")
 
 #: background around the face on the canvas, in units of dlib's unit face square (dlib150 uses 0.25)
 CANVAS_PADDING = 0.75
+#: the alphas :func:`morph_balanced` tries
+BALANCE_ALPHAS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 _DLIB150 = 150.0
 _DLIB150_PADDING = 0.25
 
@@ -250,6 +264,42 @@ class Morpher:
         wa = _remap(ca, *piecewise_affine_maps(pa, avg, tris, n, n))
         wb = _remap(cb, *piecewise_affine_maps(pb, avg, tris, n, n))
         return wa, wb, _hull_mask(avg[:68], n)
+
+
+def morph_balanced(
+    morpher: Morpher,
+    a: Any,
+    b: Any,
+    embed: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32] | None],
+    *,
+    alphas: Sequence[float] = BALANCE_ALPHAS,
+    seed: int = 0,
+) -> MorphResult:
+    """The morph an attacker with a face recogniser would pick: of one morph per ``alphas``, the one
+    whose *lower* score against the two contributors' own photos is highest (an identity-balanced
+    morph, as in SYN-MAD-style generation). ``embed`` maps an RGB image to the L2-normalised
+    embedding of its main face, or None without one. Only the contributors' given photos are
+    used, never their probes, so a vulnerability evaluation on other photos stays fair."""
+    img_a, img_b = load_image(a), load_image(b)
+    ea, eb = embed(img_a), embed(img_b)
+    if ea is None or eb is None:
+        which = describe_source(a if ea is None else b)
+        raise NoFaceError(f"no face found in {which}: a balanced morph needs each contributor's embedding")
+    best: tuple[float, MorphResult] | None = None
+    for alpha in alphas:
+        r = morpher.morph(img_a, img_b, alpha=alpha, seed=seed)
+        v = embed(r.image)
+        if v is None:
+            continue
+        s = min(float(np.dot(v, ea)), float(np.dot(v, eb)))
+        if best is None or s > best[0]:
+            best = (s, r)
+    if best is None:
+        raise NoFaceError("no face found in any of the morphs; try another pair or method")
+    r = best[1]
+    return MorphResult(
+        r.image, r.aligned_a, r.aligned_b, r.detection_a, r.detection_b, {**r.settings, "balanced": True}
+    )
 
 
 def morph(a: Any, b: Any, *, alpha: float = 0.5, seed: int = 0, **settings: Any) -> MorphResult:

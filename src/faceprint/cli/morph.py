@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -130,6 +131,14 @@ def make(
     passport: PassportOpt = False,
     landmarks_noncommercial: NoncommercialOpt = False,
     landmark_model: LandmarkModelOpt = None,
+    balance: Annotated[
+        bool,
+        typer.Option(
+            "--balance",
+            help="Pick alpha (0.3-0.7) as an attacker would: the morph whose lower score against the two "
+            "contributors' photos is highest (default model); --alpha is then ignored.",
+        ),
+    ] = False,
     detector: DetectorOpt = DEFAULT_DETECTOR,
     json_out: JsonOpt = False,
 ) -> None:
@@ -142,18 +151,38 @@ def make(
         method, detector, select, flow, size, splice, sharpen, jpeg, print_scan, passport,
         landmarks_noncommercial, landmark_model,
     )  # fmt: skip
+    run = _runner(m, alpha, balance, detector, select)
     if pairs is not None:
-        _batch(m, pairs, output, alpha, seed)
+        _batch(run, m, pairs, output, seed)
         return
     assert a is not None and b is not None
-    r = m.morph(a, b, alpha=alpha, seed=seed)
+    r = run(a, b, seed)
     _write_png(output, r.image)
     doc = {"morph": str(output), "a": str(a), "b": str(b), "height": r.image.shape[0], "width": r.image.shape[1]}
     doc.update(r.settings)
     typer.echo(json.dumps(doc) if json_out else f"{output}\t{r.image.shape[1]}×{r.image.shape[0]}")
 
 
-def _batch(m: Any, pairs: Path, output: Path, alpha: float, seed: int) -> None:
+def _runner(m: Any, alpha: float, balance: bool, detector: str, select: str) -> Callable[[Any, Any, int], Any]:
+    """``run(a, b, seed) -> MorphResult``: a plain morph at ``alpha``, or a balanced one."""
+    if not balance:
+        return lambda a, b, seed: m.morph(a, b, alpha=alpha, seed=seed)
+    from ..attacks.morph import morph_balanced
+    from ..errors import NoFaceError
+
+    pipe = _pipeline(detector, DEFAULT_EMBEDDER, None, DEFAULT_MAX_PIXELS)
+
+    def embed(image: Any) -> Any:
+        try:
+            face = pipe.embed_one(image, select=select)  # type: ignore[arg-type]
+        except NoFaceError:
+            return None
+        return None if face.embedding is None else face.embedding.vector
+
+    return lambda a, b, seed: morph_balanced(m, a, b, embed, seed=seed)
+
+
+def _batch(run: Callable[[Any, Any, int], Any], m: Any, pairs: Path, output: Path, seed: int) -> None:
     """One morph per pair (pair i gets seed + i) in ``output``, listed in ``output/morphs.tsv``."""
     from ..attacks.morph_pairs import read_pairs
     from ..errors import FaceprintError
@@ -165,7 +194,7 @@ def _batch(m: Any, pairs: Path, output: Path, alpha: float, seed: int) -> None:
     with progress_bar(len(todo), "morphing") as advance:
         for i, p in enumerate(todo):
             try:
-                r = m.morph(p.a, p.b, alpha=alpha, seed=seed + i)
+                r = run(p.a, p.b, seed + i)
             except FaceprintError as exc:
                 emit_error_line(f"{p.a} + {p.b}", exc)
                 failed += 1
@@ -174,7 +203,7 @@ def _batch(m: Any, pairs: Path, output: Path, alpha: float, seed: int) -> None:
                 _write_png(output / name, r.image)
                 rows.append(
                     "\t".join((name, str(Path(p.a).resolve()), str(Path(p.b).resolve())))
-                    + f"\t{m.method}\t{alpha}\t{seed + i}\t{m.post.tag()}"
+                    + f"\t{m.method}\t{r.settings['alpha']}\t{seed + i}\t{m.post.tag()}"
                 )
             advance(1)
     (output / "morphs.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
