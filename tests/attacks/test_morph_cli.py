@@ -23,6 +23,17 @@ def test_morph_a_b_writes_the_morph(tmp_path, capsys) -> None:
     assert cv2.imread(str(out)).shape == (256, 256, 3)
 
 
+@pytest.mark.slow
+def test_sheet_shows_both_contributors_with_scores(tmp_path, capsys) -> None:
+    sheet = tmp_path / "sheet.png"
+    args = ["morph", str(data_path(*A)), str(data_path(*B)), "-o", str(tmp_path / "m.png"), "--select", "central"]
+    assert main([*args, "--sheet", str(sheet), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)["scores"]
+    assert 0.5 < scores["a"] <= 1.0 and 0.5 < scores["b"] <= 1.0 and scores["operating_point"] == "fmr=0.001"
+    h, w = cv2.imread(str(sheet)).shape[:2]
+    assert w == 3 * 256 and h > 256
+
+
 def test_passport_post_processing_size(tmp_path) -> None:
     out = tmp_path / "m.png"
     assert main(["morph", str(data_path(*A)), str(data_path(*B)), "-o", str(out), "--passport", "--jpeg", "80"]) == 0

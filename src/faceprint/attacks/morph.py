@@ -51,6 +51,7 @@ __all__ = [
     "Morpher",
     "morph",
     "morph_balanced",
+    "side_by_side",
     "canvas_points",
     "check_alpha",
 ]
@@ -300,6 +301,23 @@ def morph_balanced(
     return MorphResult(
         r.image, r.aligned_a, r.aligned_b, r.detection_a, r.detection_b, {**r.settings, "balanced": True}
     )
+
+
+def side_by_side(result: MorphResult, captions: Sequence[str] = ("A", "morph", "B")) -> npt.NDArray[np.uint8]:
+    """Contributor A's aligned face, the morph and B's aligned face in one RGB image, each captioned
+    below (e.g. the morph's comparison score against each contributor)."""
+    n = result.aligned_a.shape[0]
+    m = result.image
+    if m.shape[:2] != (n, n):
+        m = np.asarray(cv2.resize(m, (round(m.shape[1] * n / m.shape[0]), n), interpolation=cv2.INTER_AREA))
+    row = np.hstack([result.aligned_a, m, result.aligned_b])
+    band = np.full((max(24, n // 8), row.shape[1], 3), 255, dtype=np.uint8)
+    x = 0
+    scale = max(0.4, n / 400.0)
+    for img, text in zip((result.aligned_a, m, result.aligned_b), captions, strict=False):
+        cv2.putText(band, text, (x + 6, band.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        x += img.shape[1]
+    return np.vstack([row, band])
 
 
 def morph(a: Any, b: Any, *, alpha: float = 0.5, seed: int = 0, **settings: Any) -> MorphResult:

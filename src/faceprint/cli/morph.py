@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import typer
 
 from ..io import DEFAULT_MAX_PIXELS
@@ -139,6 +140,14 @@ def make(
             "contributors' photos is highest (default model); --alpha is then ignored.",
         ),
     ] = False,
+    sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--sheet",
+            help="Also write A, the morph and B side by side, captioned with the morph's score against each "
+            "contributor's photo (default model) and whether it matches at FMR 1e-3.",
+        ),
+    ] = None,
     detector: DetectorOpt = DEFAULT_DETECTOR,
     json_out: JsonOpt = False,
 ) -> None:
@@ -158,9 +167,32 @@ def make(
     assert a is not None and b is not None
     r = run(a, b, seed)
     _write_png(output, r.image)
-    doc = {"morph": str(output), "a": str(a), "b": str(b), "height": r.image.shape[0], "width": r.image.shape[1]}
-    doc.update(r.settings)
+    doc: dict[str, Any] = {"morph": str(output), "a": str(a), "b": str(b)}
+    doc.update(height=r.image.shape[0], width=r.image.shape[1], **r.settings)
+    if sheet is not None:
+        doc["scores"] = _write_sheet(sheet, r, a, b, detector, select)
     typer.echo(json.dumps(doc) if json_out else f"{output}\t{r.image.shape[1]}×{r.image.shape[0]}")
+
+
+def _write_sheet(path: Path, r: Any, a: Path, b: Path, detector: str, select: str) -> dict[str, Any]:
+    from ..attacks.morph import side_by_side
+
+    pipe = _pipeline(detector, DEFAULT_EMBEDDER, None, DEFAULT_MAX_PIXELS)
+    point = pipe.operating_point("fmr=0.001")
+    m = pipe.embed_one(r.image, select="largest").embedding
+    scores = {}
+    for name, src in (("a", a), ("b", b)):
+        e = pipe.embed_one(src, select=select).embedding  # type: ignore[arg-type]
+        assert m is not None and e is not None
+        scores[name] = round(float(np.dot(m.vector, e.vector)), 4)
+    mark = {k: "match" if v >= point.threshold else "no match" for k, v in scores.items()}
+    captions = (
+        f"A: {scores['a']:.3f} {mark['a']}",
+        f"morph (thr {point.threshold:.3f})",
+        f"B: {scores['b']:.3f} {mark['b']}",
+    )
+    _write_png(path, side_by_side(r, captions))
+    return {**scores, "threshold": point.threshold, "operating_point": point.name}
 
 
 def _runner(m: Any, alpha: float, balance: bool, detector: str, select: str) -> Callable[[Any, Any, int], Any]:
