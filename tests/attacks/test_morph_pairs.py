@@ -53,3 +53,11 @@ def test_pairs_file_round_trip(tmp_path) -> None:
     (tmp_path / "bad.tsv").write_text("a b\nonly_one\n")
     with pytest.raises(DataFormatError, match="bad.tsv:2"):
         read_pairs(tmp_path / "bad.tsv")
+
+
+def test_backend_defaults_follow_the_pipeline() -> None:
+    from faceprint import pipeline
+    from faceprint.attacks import mad, morph
+
+    assert morph.DEFAULT_DETECTOR == pipeline.DEFAULT_DETECTOR
+    assert mad.DEFAULT_EMBEDDER == pipeline.DEFAULT_EMBEDDER

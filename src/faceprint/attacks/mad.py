@@ -56,6 +56,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "faceprint-mad-model"
+#: the pipeline's default embedder (``faceprint.pipeline.DEFAULT_EMBEDDER``; a backend may not import the pipeline)
+DEFAULT_EMBEDDER = "dlib-resnet-onnx"
 SMAD_FEATURES_VERSION = "1"
 DMAD_FEATURES_VERSION = "1"
 
@@ -302,7 +304,6 @@ class _EmbeddingMad(_OneByOne):
 
     def __init__(self, embedder: Any = None, smad_model: str | Path | None = None) -> None:
         if embedder is None or isinstance(embedder, str):
-            from ..pipeline import DEFAULT_EMBEDDER
             from ..registry import embedders
 
             embedder = embedders.create(embedder or DEFAULT_EMBEDDER)

@@ -64,6 +64,8 @@ FLOWS: tuple[str, ...] = ("dis", "farneback")
 
 #: background around the face on the canvas, in units of dlib's unit face square (dlib150 uses 0.25)
 CANVAS_PADDING = 0.75
+#: the pipeline's default detector (``faceprint.pipeline.DEFAULT_DETECTOR``; a backend may not import the pipeline)
+DEFAULT_DETECTOR = "dlib-hog-mmod"
 #: the alphas :func:`morph_balanced` tries
 BALANCE_ALPHAS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 _DLIB150 = 150.0
@@ -151,7 +153,6 @@ class Morpher:
         self.splice = bool(splice)
         self.post = post or PostProcess()
         if detector is None or isinstance(detector, str):
-            from ..pipeline import DEFAULT_DETECTOR
             from ..registry import detectors
 
             detector = detectors.create(detector or DEFAULT_DETECTOR)
@@ -210,13 +211,13 @@ class Morpher:
     # --- steps -------------------------------------------------------------------------------
 
     def _face(self, image: npt.NDArray[np.uint8], what: str) -> Detection:
-        from ..pipeline import select_faces
-
         dets = [d for d in self.detector.detect(image) if d.landmarks is not None]
-        found = select_faces(dets, image.shape, self.select)  # type: ignore[arg-type]
-        if not found:
+        if not dets:
             raise NoFaceError(f"no face with landmarks found in {what}: a morph needs one face in each image")
-        return found[0]
+        if self.select == "largest":
+            return max(dets, key=lambda d: d.bbox.area)
+        cx, cy = image.shape[1] / 2.0, image.shape[0] / 2.0  # central: the box centre nearest the image centre
+        return min(dets, key=lambda d: (d.bbox.center[0] - cx) ** 2 + (d.bbox.center[1] - cy) ** 2)
 
     def _align(
         self, image: npt.NDArray[np.uint8], det: Detection
