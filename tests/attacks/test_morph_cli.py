@@ -14,6 +14,9 @@ A = ("lfw_view1", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg")
 B = ("lfw_view1", "Adam_Scott", "Adam_Scott_0001.jpg")
 PEOPLE = ("Aaron_Sorkin", "Adam_Scott", "Abdullah_Gul", "Al_Gore")
 
+#: the CLI files are in the slow set (tests/conftest.py): each command builds its models
+pytestmark = pytest.mark.slow
+
 
 def test_morph_a_b_writes_the_morph(tmp_path, capsys) -> None:
     out = tmp_path / "m.png"
@@ -23,7 +26,6 @@ def test_morph_a_b_writes_the_morph(tmp_path, capsys) -> None:
     assert cv2.imread(str(out)).shape == (256, 256, 3)
 
 
-@pytest.mark.slow
 def test_sheet_shows_both_contributors_with_scores(tmp_path, capsys) -> None:
     sheet = tmp_path / "sheet.png"
     args = ["morph", str(data_path(*A)), str(data_path(*B)), "-o", str(tmp_path / "m.png"), "--select", "central"]
@@ -58,7 +60,6 @@ def test_landmarks_without_licence_opt_in_is_refused(tmp_path, capsys) -> None:
     assert "commercial" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_pairs_batch_eval(tmp_path, capsys) -> None:
     lfw = data_path("lfw_view1")
     data = tmp_path / "people"
