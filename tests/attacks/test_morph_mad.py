@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from faceprint.attacks import AttackDetector, DifferentialAttackDetector
-from faceprint.attacks.mad import DMad, DMadScore, LinearModel, SMad, dmad_features, smad_chip, smad_features
+from faceprint.attacks.mad import (
+    DMad,
+    DMadScore,
+    LinearModel,
+    SMad,
+    dmad_features,
+    embedding_difference_features,
+    smad_chip,
+    smad_features,
+)
 from faceprint.attacks.morph import Morpher
 from faceprint.errors import ConfigurationError, ImageDimensionError, ModelFormatError, ModelNotFoundError
 from faceprint.io import load_image
@@ -57,8 +66,10 @@ def test_model_file_errors(tmp_path) -> None:
 def test_dmad_features() -> None:
     s = np.array([[1.0, 0.0]])
     t = np.array([[0.6, 0.8]])
-    f = dmad_features(s, t)
-    assert np.allclose(f, [[0.4, -0.8, 0.16, 0.64, 0.6]])
+    assert np.allclose(embedding_difference_features(s, t), [[0.4, -0.8, 0.16, 0.64, 0.6]])
+    assert np.allclose(dmad_features(s, t, [[7.0, 8.0]]), [[0.16, 0.64, 0.6, 7.0, 8.0]])
+    with pytest.raises(ConfigurationError):
+        dmad_features(s, t, np.zeros((2, 2)))
 
 
 def test_smad_features_are_deterministic_and_see_blur() -> None:
@@ -111,8 +122,8 @@ def test_smad_and_the_single_image_fallback(pipeline, morph_and_bona_fide) -> No
     d = _face(pipeline, morph)
     s = smad.score(morph, d)
     assert 0.0 <= s.score <= 1.0 and s.detector.startswith("smad@")
-    assert dmad.score(morph, d) == s  # no trusted photo: D-MAD answers with S-MAD
-    assert smad.score_batch([morph, bona], [d, _face(pipeline, bona)])[0] == s
+    assert dmad.score(morph, d).to_dict() == s.to_dict()  # no trusted photo: D-MAD answers with S-MAD
+    assert smad.score_batch([morph, bona], [d, _face(pipeline, bona)])[0].to_dict() == s.to_dict()
     with pytest.raises(ImageDimensionError):
         smad.score(morph[..., 0], d)
 

@@ -3,11 +3,13 @@
 ``dmad`` (differential, Scherhag et al., "Deep face representations for differential morphing
 attack detection", IEEE TIFS 2020)
     Given the suspected image (a passport photo presented at enrolment) and a trusted live
-    capture of the claimed person, the features are the difference of their embeddings
-    ``d = e_suspect − e_trusted``, its element-wise square (a learned diagonal metric) and their
-    cosine score, scored by a logistic regression. A morph carries the accomplice's features that
-    the trusted capture lacks, so ``d`` points away from the claimed person in a way a bona fide
-    photo's does not. Without a trusted image (:meth:`DMad.score`) it falls back to ``smad``.
+    capture of the claimed person: the element-wise square of the difference of their embeddings
+    ``d = e_suspect − e_trusted`` (a learned diagonal metric), their cosine score, and the
+    suspected image's S-MAD texture features, by one logistic regression. Scherhag's plain
+    difference features ``[d, d², cos]`` (:func:`embedding_difference_features`) do not beat the
+    cosine alone with dlib's 128-D embeddings and a few hundred training morphs (RESULTS.md);
+    adding the texture of the suspected image does. Without a trusted image
+    (:meth:`DMad.score`) it falls back to ``smad``.
 ``dmad-score`` (baseline)
     The comparison score alone: ``(1 − cos) / 2``. The learned detector must beat it.
 ``smad`` (single image)
@@ -45,6 +47,7 @@ from ..types import AttackScore, Detection
 __all__ = [
     "LinearModel",
     "dmad_features",
+    "embedding_difference_features",
     "smad_features",
     "smad_chip",
     "DMad",
@@ -59,7 +62,7 @@ MODEL_FORMAT = "faceprint-mad-model"
 #: the pipeline's default embedder (``faceprint.pipeline.DEFAULT_EMBEDDER``; a backend may not import the pipeline)
 DEFAULT_EMBEDDER = "dlib-resnet-onnx"
 SMAD_FEATURES_VERSION = "1"
-DMAD_FEATURES_VERSION = "1"
+DMAD_FEATURES_VERSION = "2"
 
 
 # --- the model file ----------------------------------------------------------------------------
@@ -159,15 +162,26 @@ class LinearModel:
 # --- features -----------------------------------------------------------------------------------
 
 
-def dmad_features(suspect: npt.ArrayLike, trusted: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """D-MAD features of embedding pairs: ``[d, d², cos]`` with ``d = suspect − trusted``; (N, 2D + 1)."""
+def embedding_difference_features(suspect: npt.ArrayLike, trusted: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Scherhag et al.'s difference features of embedding pairs: ``[d, d², cos]``, ``d = suspect − trusted``;
+    (N, 2D + 1). With dlib's 128-D embeddings they do not beat the cosine alone (RESULTS.md)."""
     s = np.atleast_2d(np.asarray(suspect, dtype=np.float64))
     t = np.atleast_2d(np.asarray(trusted, dtype=np.float64))
     if s.shape != t.shape:
         raise ConfigurationError(f"suspect and trusted embeddings differ in shape: {s.shape} vs {t.shape}")
     d = s - t
-    cos = np.sum(s * t, axis=1, keepdims=True)
-    return np.hstack([d, d * d, cos])
+    return np.hstack([d, d * d, np.sum(s * t, axis=1, keepdims=True)])
+
+
+def dmad_features(suspect: npt.ArrayLike, trusted: npt.ArrayLike, texture: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """``dmad`` features: the squared embedding difference ``d²``, the cosine, and the suspected
+    image's S-MAD texture features (:func:`smad_features`); (N, D + 1 + F)."""
+    diff = embedding_difference_features(suspect, trusted)
+    dim = (diff.shape[1] - 1) // 2
+    tex = np.atleast_2d(np.asarray(texture, dtype=np.float64))
+    if tex.shape[0] != diff.shape[0]:
+        raise ConfigurationError(f"one texture row per embedding pair needed, got {tex.shape[0]} for {diff.shape[0]}")
+    return np.hstack([diff[:, dim:], tex])
 
 
 def _lbp(gray: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -315,7 +329,9 @@ class _EmbeddingMad(_OneByOne):
         crop = align(_check_image(image), detection, self.embedder.template).image
         return np.asarray(self.embedder.embed([crop])[0], dtype=np.float64)
 
-    def _pair_score(self, s: npt.NDArray[np.float64], t: npt.NDArray[np.float64]) -> float:
+    def _pair_score(
+        self, s: npt.NDArray[np.float64], t: npt.NDArray[np.float64], image: npt.NDArray[np.uint8], det: Detection
+    ) -> float:
         raise NotImplementedError
 
     def score_pair(
@@ -325,7 +341,7 @@ class _EmbeddingMad(_OneByOne):
         trusted: npt.NDArray[np.uint8],
         trusted_detection: Detection,
     ) -> AttackScore:
-        s = self._pair_score(self._embed(image, detection), self._embed(trusted, trusted_detection))
+        s = self._pair_score(self._embed(image, detection), self._embed(trusted, trusted_detection), image, detection)
         return AttackScore(s, s >= self.threshold, self.threshold, self.detector_id, "morph")
 
     def score(self, image: npt.NDArray[np.uint8], detection: Detection) -> AttackScore:
@@ -366,8 +382,11 @@ class DMad(_EmbeddingMad):
         self.threshold = float(self.model_.threshold if threshold is None else threshold)
         self.detector_id = f"dmad@{self.model_.version}"
 
-    def _pair_score(self, s: npt.NDArray[np.float64], t: npt.NDArray[np.float64]) -> float:
-        return float(self.model_.predict(dmad_features(s, t))[0])
+    def _pair_score(
+        self, s: npt.NDArray[np.float64], t: npt.NDArray[np.float64], image: npt.NDArray[np.uint8], det: Detection
+    ) -> float:
+        texture = smad_features(smad_chip(image, det))
+        return float(self.model_.predict(dmad_features(s, t, texture))[0])
 
 
 @attack_detectors.register("dmad-score")
@@ -392,5 +411,7 @@ class DMadScore(_EmbeddingMad):
         self.threshold = float(threshold)
         self.detector_id = f"dmad-score@{self.embedder.model_id}"
 
-    def _pair_score(self, s: npt.NDArray[np.float64], t: npt.NDArray[np.float64]) -> float:
+    def _pair_score(
+        self, s: npt.NDArray[np.float64], t: npt.NDArray[np.float64], image: npt.NDArray[np.uint8], det: Detection
+    ) -> float:
         return float(np.clip((1.0 - float(np.dot(s, t))) / 2.0, 0.0, 1.0))
