@@ -4,7 +4,7 @@
 (``shape_predictor_68_face_landmarks.dat`` in the ``face_recognition_models`` package). Its
 weights were trained on the iBUG 300-W data set, whose licence **bars commercial use**. faceprint
 therefore loads it only when the caller says so explicitly (``allow_noncommercial=True``, the
-CLI's ``--landmarks-noncommercial``), and logs the restriction each time. MediaPipe's 468-point
+CLI's ``--noncommercial``), and logs the restriction each time. MediaPipe's 468-point
 mesh (Apache-2.0) is not used: it ships only inside old ``mediapipe`` wheels whose protobuf pin
 clashes with pymilvus (see ``../shared/models/README.md``); the landmark-free ``flow`` method
 needs no restricted model at all.
@@ -57,7 +57,7 @@ class Dlib68:
         if not allow_noncommercial:
             raise ConfigurationError(
                 f"landmark-based morphing needs dense landmarks; {DLIB68_LICENCE}. Pass allow_noncommercial=True "
-                "(CLI: --landmarks-noncommercial) to accept that restriction"
+                "(CLI: --noncommercial) to accept that restriction"
             )
         p = Path(path) if path is not None else default_dlib68_path()
         if p is None or not p.is_file():

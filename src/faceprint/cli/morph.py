@@ -54,12 +54,15 @@ PassportOpt = Annotated[bool, typer.Option("--passport", help="Crop and resize t
 NoncommercialOpt = Annotated[
     bool,
     typer.Option(
-        "--landmarks-noncommercial",
+        "--noncommercial",
         help="Accept that dlib's 68-point model (needed by --method landmarks) is for non-commercial use only.",
     ),
 ]
 LandmarkModelOpt = Annotated[
-    Path | None, typer.Option("--landmark-model", help="dlib 68-point model file (default: face_recognition_models).")
+    Path | None,
+    typer.Option(
+        "--landmark-model", help="dlib 68-point model file (default: the one in the face_recognition_models package)."
+    ),
 ]
 
 
