@@ -164,6 +164,8 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "explain eval": ["explain", "eval", "--protocol", "folder", "--data", str(empty)],
         "protect eval": ["protect", "eval", "--protocol", "folder", "--data", str(empty), "--method", "biohash"],
         "pad score": ["pad", "score", str(tmp / "missing.jpg"), "--model-dir", str(empty)],
+        "morph make": ["morph", "make", str(tmp / "missing.jpg"), obama, "-o", str(tmp / "m.png")],
+        "morph eval": ["morph", "eval", str(tmp / "missing.tsv")],
     }
 
 

@@ -61,6 +61,9 @@ __all__ = [
     "UnsafeCheckpointError",
     "ModelShapeError",
     "AttackDetectedError",
+    "MorphError",
+    "SameContributorError",
+    "LandmarkModelError",
 ]
 
 
@@ -392,3 +395,20 @@ class TruncatedVideoError(VideoError):
 
 class VideoTooLongError(VideoError, ImageTooLargeError):
     """The video lasts longer than the allowed duration (the service's limit, or ``max_seconds``)."""
+
+
+# --- morphing attacks (faceprint morph) -----------------------------------------------------------
+
+
+class MorphError(FaceprintError, ValueError):
+    """Two images cannot be morphed as asked (see :mod:`faceprint.attacks.morph`)."""
+
+
+class SameContributorError(MorphError):
+    """Both contributors of a morph are the same image: the "morph" would be that image again,
+    which tests nothing. Give photographs of two different people."""
+
+
+class LandmarkModelError(ModelNotFoundError):
+    """The dense (68-point) landmark model a landmark-based morph needs is missing; the message
+    names the file and the model's licence restriction."""

@@ -168,7 +168,7 @@ attack_detectors: Registry[AttackDetector] = Registry(
     "attack detector",
     AttackDetector,
     "faceprint.attack_detectors",
-    ("faceprint.attacks.minifasnet", "faceprint.attacks.mesonet", "faceprint.attacks.texture"),
+    ("faceprint.attacks.minifasnet", "faceprint.attacks.mesonet", "faceprint.attacks.texture", "faceprint.attacks.mad"),
 )
 attribute_estimators: Registry[AttributeEstimator] = Registry(
     "attribute estimator",

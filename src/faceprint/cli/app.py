@@ -62,7 +62,7 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import cluster, evaluate, explain, gallery, models, pad, protect, quality, recognize, serve
+    from . import cluster, evaluate, explain, gallery, models, morph, pad, protect, quality, recognize, serve
 
     recognize.register(app)
     importlib.import_module(".video", __package__).register(app)  # faceprint video (issue 15)
@@ -75,6 +75,7 @@ def _register() -> None:
     app.add_typer(explain.app, name="explain")
     app.add_typer(protect.app, name="protect")
     app.add_typer(pad.app, name="pad")
+    app.add_typer(morph.app, name="morph")
 
 
 _register()

@@ -156,12 +156,13 @@ def create_app(
     )
     install_error_handlers(app)
 
-    from .routers import explain, health, recognition, web
+    from .routers import explain, health, morph, recognition, web
 
     app.include_router(health.router)
     app.include_router(recognition.router)
     app.include_router(explain.router)
     app.include_router(importlib.import_module(".video", __package__).router)  # POST /v1/video (issue 15)
+    app.include_router(morph.router)
     if galleries_mod is not None:
         app.include_router(galleries_mod.router)
     if settings.enable_web_page:
