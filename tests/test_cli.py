@@ -166,6 +166,9 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "pad score": ["pad", "score", str(tmp / "missing.jpg"), "--model-dir", str(empty)],
         "morph make": ["morph", "make", str(tmp / "missing.jpg"), obama, "-o", str(tmp / "m.png")],
         "morph eval": ["morph", "eval", str(tmp / "missing.tsv")],
+        "pad eval": ["pad", "eval", "--bona-fide", str(tmp / "missing"), "--attack", str(empty), "-o", str(tmp / "p")],
+        "pad train": ["pad", "train", "--bona-fide", str(tmp / "missing"), "--attack", str(empty), "-o", str(afile)],
+        "video": ["video", str(tmp / "missing.mp4")],
     }
 
 

@@ -261,6 +261,8 @@ def _check_image(image: Any) -> npt.NDArray[np.uint8]:
     a = np.asarray(image)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
         raise ImageDimensionError(f"an attack detector needs an RGB uint8 (H, W, 3) image, got {a.dtype} {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageDimensionError(f"the image has no pixels (shape {a.shape})")
     return a
 
 
