@@ -62,12 +62,13 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import anonymize, cluster, evaluate, explain, gallery, models, protect, quality, recognize, serve
+    from . import anonymize, cluster, dedup, evaluate, explain, gallery, models, protect, quality, recognize, serve
 
     recognize.register(app)
     quality.register(app)
     cluster.register(app)
     serve.register(app)
+    dedup.register(app)
     app.add_typer(models.app, name="models")
     app.add_typer(gallery.app, name="gallery")
     app.add_typer(evaluate.app, name="eval")
