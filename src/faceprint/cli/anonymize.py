@@ -96,7 +96,7 @@ def _save(image: Any, path: Path) -> None:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt_opts = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    fmt_opts: dict[str, Any] = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
     Image.fromarray(image).save(path, **fmt_opts)  # metadata (EXIF, GPS) is not carried over
 
 
@@ -126,7 +126,7 @@ def _video(src: Path, out: Path, anonymizer: Anonymizer, carry: int) -> dict[str
                 if writer is None:
                     h, w = res.image.shape[:2]
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
                 writer.write(cv2.cvtColor(res.image, cv2.COLOR_RGB2BGR))
                 n += 1
                 faces += len(res.faces)

@@ -128,7 +128,7 @@ def blur_region(image: npt.NDArray[np.uint8], box: tuple[int, int, int, int], st
     small = region
     if f < 1.0:
         sw, sh = max(2, round((x2 - x1) * f)), max(2, round((y2 - y1) * f))
-        small = cv2.resize(region, (sw, sh), interpolation=cv2.INTER_AREA)
+        small = np.asarray(cv2.resize(region, (sw, sh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
         sigma_s = sigma * sw / (x2 - x1)
     else:
         sigma_s = sigma

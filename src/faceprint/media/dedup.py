@@ -446,5 +446,7 @@ def thumbnail(path: str, size: int = 96) -> npt.NDArray[np.uint8] | None:
     h, w = img.shape[:2]
     f = size / max(h, w)
     if f < 1:
-        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return np.asarray(img, dtype=np.uint8)
+        return np.asarray(
+            cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA), dtype=np.uint8
+        )
+    return img
