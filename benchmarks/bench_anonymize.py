@@ -7,7 +7,8 @@
    of finding the faces.
 2. **Re-identification** (:func:`faceprint.evaluation.anonymization.evaluate_anonymization`) on the
    first ``--pairs`` DevTest mated pairs, for every method and a sweep of blur strengths and
-   pixelation sizes (the default method was chosen from this table). k-Same's reference set is the
+   pixelation sizes (the default method was chosen from this table); the detection rate after
+   anonymisation is measured for the four shipped settings (each miss costs a slow fallback scan). k-Same's reference set is the
    first image of each DevTrain person (no one in DevTest).
 
 Usage::
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep[f"pixelate {b}"] = Anonymizer(d, "pixelate", blocks=b)
     sweep["ksame k=3"] = Anonymizer(d, "ksame", reference=ref, k=3)
     t0 = time.perf_counter()
-    report = evaluate_anonymization(pairs[: args.pairs], pipe, sweep, protocol=name, detect_after=True)
+    report = evaluate_anonymization(pairs[: args.pairs], pipe, sweep, protocol=name, detect_after={"none", *methods})
     print(f"\nre-identification on {name}, default method {DEFAULT_METHOD} ({time.perf_counter() - t0:.0f} s)")
     print(report.to_markdown())
     return 0
