@@ -141,6 +141,40 @@ def _video(src: Path, out: Path, anonymizer: Anonymizer, carry: int) -> dict[str
     return {"input": str(src), "output": str(out), "frames": n, "faces": faces, "carried_over": carried}
 
 
+def _images(
+    source: Path, out: Path, pipe: Any, anonymizer: Anonymizer, *, folder: bool, overwrite: bool, json_out: bool
+) -> None:
+    """Anonymise one photo or every photo of a folder; unreadable files are reported and skipped."""
+    from ..errors import FaceprintError
+
+    pairs = [(p, out / p.relative_to(source)) for p in iter_images([source])] if folder else [(source, out)]
+    if folder and not overwrite:
+        clash = [str(d) for _, d in pairs if d.exists()]
+        if clash:
+            raise ConfigurationError(
+                f"{len(clash)} files exist in {out} (first: {clash[0]}); pass --force to replace them"
+            )
+    done = failed = 0
+    with progress_bar(len(pairs), "anonymising") as advance:
+        for src, dst in pairs:
+            advance(1)
+            try:
+                res = anonymizer.anonymize(pipe.load(src))
+            except FaceprintError as exc:
+                failed += 1
+                emit_error_line(str(src), exc)
+                continue
+            _save(res.image, dst)
+            done += 1
+            if json_out:
+                line = {"input": str(src), "output": str(dst), "faces": len(res.faces), **anonymizer.settings()}
+                typer.echo(json.dumps(line))
+    if not json_out:
+        typer.echo(f"{done} images anonymised ({anonymizer.method}) → {out}; {failed} unreadable", err=True)
+    if failed and not done:
+        raise typer.Exit(3)
+
+
 @app.command(DEFAULT_COMMAND)
 def image(
     source: Annotated[Path, typer.Argument(help="A photo, a folder of photos, or a video (with --video).")],
@@ -192,38 +226,7 @@ def image(
             json.dumps(summary) if json_out else f"{summary['frames']} frames → {summary['output']}", err=not json_out
         )
         return
-    pairs = [(p, out / p.relative_to(source)) for p in iter_images([source])] if folder else [(source, out)]
-    if folder and not in_place and not force:
-        clash = [str(d) for _, d in pairs if d.exists()]
-        if clash:
-            raise ConfigurationError(
-                f"{len(clash)} files exist in {out} (first: {clash[0]}); pass --force to replace them"
-            )
-    done = failed = 0
-    from ..errors import FaceprintError
-
-    with progress_bar(len(pairs), "anonymising") as advance:
-        for src, dst in pairs:
-            try:
-                res = anonymizer.anonymize(pipe.load(src))
-            except FaceprintError as exc:
-                failed += 1
-                emit_error_line(str(src), exc)
-                advance(1)
-                continue
-            _save(res.image, dst)
-            done += 1
-            if json_out:
-                typer.echo(
-                    json.dumps(
-                        {"input": str(src), "output": str(dst), "faces": len(res.faces), **anonymizer.settings()}
-                    )
-                )
-            advance(1)
-    if not json_out:
-        typer.echo(f"{done} images anonymised ({method}) → {out}; {failed} unreadable", err=True)
-    if failed and not done:
-        raise typer.Exit(3)
+    _images(source, out, pipe, anonymizer, folder=folder, overwrite=in_place or force, json_out=json_out)
 
 
 @app.command("eval")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from .app_common import progress_bar
 from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
+
+if TYPE_CHECKING:
+    from ..media.dedup import DedupReport
 
 
 def _files(folder: Path) -> list[Path]:
@@ -33,6 +36,29 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def _print_summary(report: DedupReport, doc: dict[str, Any], output: Path, *, json_out: bool) -> None:
+    """One JSON object with --json, else one line on stderr."""
+    summary = {
+        "output": str(output),
+        "images": len(report.paths),
+        "skipped": len(report.skipped),
+        "duplicate_groups": len(report.groups),
+        "redundant": len(report.redundant()),
+        "identity_groups": len(report.identity_groups),
+    }
+    if "against" in doc:
+        summary["against_duplicates"] = doc["against"]["images_with_duplicate"]
+        summary["against_identities"] = doc["against"]["images_with_identity"]
+    if json_out:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(
+        f"{summary['images']} images ({summary['skipped']} skipped): {summary['duplicate_groups']} duplicate "
+        f"groups, {summary['redundant']} redundant copies, {summary['identity_groups']} same-person groups → {output}",
+        err=True,
+    )
 
 
 def dedup(
@@ -99,26 +125,7 @@ def dedup(
         from ..media._dedup_html import render_html
 
         _write_private(html_out, render_html(report))
-    summary = {
-        "output": str(output),
-        "images": len(records),
-        "skipped": len(skipped),
-        "duplicate_groups": len(report.groups),
-        "redundant": len(report.redundant()),
-        "identity_groups": len(report.identity_groups),
-    }
-    if "against" in doc:
-        summary["against_duplicates"] = doc["against"]["images_with_duplicate"]
-        summary["against_identities"] = doc["against"]["images_with_identity"]
-    if json_out:
-        typer.echo(json.dumps(summary))
-    else:
-        typer.echo(
-            f"{summary['images']} images ({summary['skipped']} skipped): "
-            f"{summary['duplicate_groups']} duplicate groups, "
-            f"{summary['redundant']} redundant copies, {summary['identity_groups']} same-person groups → {output}",
-            err=True,
-        )
+    _print_summary(report, doc, output, json_out=json_out)
 
 
 def register(root: typer.Typer) -> None:
