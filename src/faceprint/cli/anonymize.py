@@ -231,11 +231,9 @@ def image(
 
 @app.command("eval")
 def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder (lfw: lfw_view1).")],
     protocol: Annotated[str, typer.Option("--protocol", help="Protocol kind with mated pairs (e.g. lfw).")] = "lfw",
-    data: Annotated[
-        Path, typer.Option("--data", help="The dataset folder (lfw: the folder of pairsDevTest.txt).")
-    ] = Path("../shared/data/lfw_view1"),
-    pairs: Annotated[Path | None, typer.Option(help="lfw: a pairs file (default: pairsDevTest.txt).")] = None,
+    pairs: Annotated[Path | None, typer.Option(help="lfw: a pairs file (default: DevTest).")] = None,
     n_pairs: Annotated[int, typer.Option("--n-pairs", min=1, help="Mated pairs to use (the first N).")] = 100,
     methods: Annotated[str, typer.Option(help="Comma-separated methods to measure.")] = ",".join(METHODS),
     margin: MarginOpt = DEFAULT_MARGIN,
