@@ -8,8 +8,8 @@
 2. **Re-identification** (:func:`faceprint.evaluation.anonymization.evaluate_anonymization`) on the
    first ``--pairs`` DevTest mated pairs, for every method and a sweep of blur strengths and
    pixelation sizes (the default method was chosen from this table); the detection rate after
-   anonymisation is measured for the four shipped settings (each miss costs a slow fallback scan). k-Same's reference set is the
-   first image of each DevTrain person (no one in DevTest).
+   anonymisation is measured for the four shipped settings (each miss costs a slow fallback
+   scan). k-Same's reference set is the first image of each DevTrain person (no one in DevTest).
 
 Usage::
 
