@@ -51,7 +51,9 @@ def test_blur_strength_follows_face_size() -> None:
     assert _detail(small_b) < _detail(face) / 20
 
 
-@pytest.mark.parametrize("method", ["blur", "pixelate", "mask"])
+@pytest.mark.parametrize(
+    "method", ["blur", pytest.param("pixelate", marks=pytest.mark.slow), pytest.param("mask", marks=pytest.mark.slow)]
+)
 def test_every_face_is_covered_and_nothing_else_changes(pipeline, method: str) -> None:
     img = load_image(data_path("group_photos", "face_recognition_two_people.jpg"))
     an = Anonymizer(pipeline.detector, method)
@@ -70,6 +72,7 @@ def test_every_face_is_covered_and_nothing_else_changes(pipeline, method: str) -
     assert len(pipeline.detector.detect(res.image)) == 0
 
 
+@pytest.mark.slow
 def test_ksame_keeps_a_face_that_is_someone_else(pipeline) -> None:
     refs = [data_path("faces_small", n) for n in ("kit_harington", "rose_leslie", "alex_lacamoire")]
     ref = KSameReference.from_images([p for d in refs for p in sorted(d.iterdir())], pipeline.detector)
@@ -118,6 +121,7 @@ def test_a_face_missed_in_a_few_frames_stays_covered() -> None:
     assert [o.carried for o in out] == [0, 1, 1, 0, 1, 1, 1, 0]
 
 
+@pytest.mark.slow
 def test_cli_never_overwrites_its_input(tmp_path: Path) -> None:
     src = tmp_path / "two.jpg"
     src.write_bytes(data_path("group_photos", "face_recognition_two_people.jpg").read_bytes())
@@ -133,6 +137,7 @@ def test_cli_never_overwrites_its_input(tmp_path: Path) -> None:
     assert src.read_bytes() != before
 
 
+@pytest.mark.slow
 def test_cli_folder_reports_unreadable_files_and_writes_the_rest(tmp_path: Path) -> None:
     d = tmp_path / "in"
     d.mkdir()
@@ -142,6 +147,7 @@ def test_cli_folder_reports_unreadable_files_and_writes_the_rest(tmp_path: Path)
     assert (tmp_path / "out" / "a.jpg").exists() and not (tmp_path / "out" / "broken.png").exists()
 
 
+@pytest.mark.slow
 def test_cli_video_keeps_every_frame(tmp_path: Path) -> None:
     clip = data_path("video", "short_hamilton_clip.mp4")
     cap = cv2.VideoCapture(str(clip))
@@ -161,3 +167,17 @@ def test_cli_video_keeps_every_frame(tmp_path: Path) -> None:
     notvideo = tmp_path / "x.mp4"
     notvideo.write_text("not a video")
     assert main(["anonymize", str(notvideo), str(tmp_path / "y.mp4"), "--video"]) != 0
+
+
+@pytest.mark.slow
+def test_cli_eval_prints_the_table_for_each_method(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    out = tmp_path / "anon.json"
+    args = ["anonymize", "eval", "--protocol", "lfw", "--data", str(data_path("lfw_view1")), "--n-pairs", "3"]
+    assert main([*args, "--methods", "blur,mask", "--quick", "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [m["method"] for m in doc["methods"]] == ["none", "blur", "mask"] and doc["pairs"] == 3
+    assert doc["methods"][0]["reidentification"]["fmr=1e-2"] > doc["methods"][2]["reidentification"]["fmr=1e-2"]
+    assert "re-id @ fmr=1e-2" in capsys.readouterr().out
+    assert main([*args, "--methods", "swirl"]) == 2

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from faceprint.cli import main
@@ -31,6 +32,7 @@ def _folder(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_dedup_finds_exact_and_near_copies_and_lists_skipped_files(tmp_path: Path) -> None:
     d = _folder(tmp_path)
     before = sorted(p.relative_to(d) for p in d.rglob("*"))
@@ -57,6 +59,7 @@ def test_dedup_finds_exact_and_near_copies_and_lists_skipped_files(tmp_path: Pat
     assert out.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_move_to_moves_redundant_copies_and_deletes_nothing(tmp_path: Path) -> None:
     d = _folder(tmp_path)
     n = len(list(d.rglob("*.*")))
@@ -68,6 +71,7 @@ def test_move_to_moves_redundant_copies_and_deletes_nothing(tmp_path: Path) -> N
     assert main(["dedup", str(d), "-o", str(tmp_path / "r.json"), "--move-to", str(d / "inside")]) == 2
 
 
+@pytest.mark.slow
 def test_against_lists_images_and_people_also_in_the_other_set(tmp_path: Path) -> None:
     d = _folder(tmp_path)
     other = tmp_path / "train"
