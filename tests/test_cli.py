@@ -163,6 +163,9 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "explain pair": ["explain", "pair", str(tmp / "missing.jpg"), obama],
         "explain eval": ["explain", "eval", "--protocol", "folder", "--data", str(empty)],
         "protect eval": ["protect", "eval", "--protocol", "folder", "--data", str(empty), "--method", "biohash"],
+        "anonymize image": ["anonymize", "image", str(tmp / "missing.jpg")],
+        "anonymize eval": ["anonymize", "eval", "--data", str(empty), "--methods", "swirl"],
+        "dedup": ["dedup", str(afile), "-o", str(tmp / "d.json")],
     }
 
 
