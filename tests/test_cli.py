@@ -169,6 +169,9 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "pad eval": ["pad", "eval", "--bona-fide", str(tmp / "missing"), "--attack", str(empty), "-o", str(tmp / "p")],
         "pad train": ["pad", "train", "--bona-fide", str(tmp / "missing"), "--attack", str(empty), "-o", str(afile)],
         "video": ["video", str(tmp / "missing.mp4")],
+        "anonymize image": ["anonymize", "image", str(tmp / "missing.jpg")],
+        "anonymize eval": ["anonymize", "eval", "--data", str(empty), "--methods", "swirl"],
+        "dedup": ["dedup", str(afile), "-o", str(tmp / "d.json")],
     }
 
 

@@ -62,13 +62,29 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import cluster, evaluate, explain, gallery, models, morph, pad, protect, quality, recognize, serve
+    from . import (
+        anonymize,
+        cluster,
+        dedup,
+        evaluate,
+        explain,
+        gallery,
+        models,
+        morph,
+        pad,
+        protect,
+        quality,
+        recognize,
+        serve,
+        video,
+    )
 
     recognize.register(app)
-    importlib.import_module(".video", __package__).register(app)  # faceprint video (issue 15)
+    video.register(app)
     quality.register(app)
     cluster.register(app)
     serve.register(app)
+    dedup.register(app)
     app.add_typer(models.app, name="models")
     app.add_typer(gallery.app, name="gallery")
     app.add_typer(evaluate.app, name="eval")
@@ -76,6 +92,7 @@ def _register() -> None:
     app.add_typer(protect.app, name="protect")
     app.add_typer(pad.app, name="pad")
     app.add_typer(morph.app, name="morph")
+    app.add_typer(anonymize.app, name="anonymize")
 
 
 _register()
