@@ -30,6 +30,7 @@ from .app_common import (
     iter_images,
     progress_bar,
 )
+from .protect import SecretFileOpt
 
 if TYPE_CHECKING:
     from ..gallery import Gallery
@@ -130,11 +131,29 @@ def create(
     embedder: EmbedderOpt = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    protect: Annotated[
+        str | None,
+        typer.Option(
+            "--protect",
+            help="Store only protected templates: biohash, iom or ckks (needs --secret-file or the environment "
+            "variable FACEPRINT_PROTECT_SECRET; see docs/template-protection.md).",
+        ),
+    ] = None,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Create an empty gallery; its model is the embedder's (default: faceprint's default pipeline)."""
     from ..pipeline import FacePipeline
 
     pipe = _pipeline(detector, embedder) or FacePipeline()
+    if protect is not None:
+        from .protect import open_protected
+
+        with open_protected(
+            gallery, secret_file, protect=protect, create=True, pipeline=pipe, keep_source_images=keep_source_images
+        ) as pg:
+            st = pg.stats()
+        _out(st, json_out, f"created {protect}-protected gallery {gallery} for model {st['model']}")
+        return
     with _open(gallery, backend, True, pipeline=pipe, keep_source_images=keep_source_images, strategy=strategy) as g:
         st = g.stats()
     _out(st, json_out, f"created {st['backend']} gallery {gallery} for model {st['model']}")
@@ -193,11 +212,22 @@ def enroll(
     ] = "largest",
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Enrol the main face of each image: `enroll G ada a1.jpg a2.jpg` or `enroll G --folders people/`.
 
     With --quality, each template stores its face's quality (0-100)."""
     pairs = _enrol_pairs(args, folders)
+    from .protect import gallery_enroll, is_protected
+
+    if is_protected(gallery):
+        summary, failed = gallery_enroll(gallery, secret_file, pairs)
+        _out(summary, json_out, f"enrolled {summary['templates']} protected templates; {len(failed)} failed")
+        for f in failed:
+            typer.echo(json.dumps({k: v for k, v in f.items() if k != "exception"}), err=True)
+        if failed:
+            raise typer.Exit(_failure_exit_code([f["exception"] for f in failed]))
+        return
     with _open(gallery, backend) as g, progress_bar(len(pairs), "enrolling") as advance:
         pipe = _pipeline(detector, embedder, quality=quality, min_quality=min_quality, stored=g.settings.pipeline)
         done = 0
@@ -255,21 +285,28 @@ def identify(
     ] = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Who is in each probe? JSON lines / a line per probe; exit 1 when some probe is not identified."""
+
     from ..errors import ImageError, NoFaceError
+    from .protect import is_protected, open_protected
 
     missed, bad, noface = 0, 0, 0
-    with _open(gallery, backend) as g:
+    protected = is_protected(gallery)
+    with open_protected(gallery, secret_file) if protected else _open(gallery, backend) as g:
         for p in iter_images(probes):
             try:
-                r = g.identify(
-                    p,
-                    k,
-                    threshold=-math.inf if closed_set else threshold,
-                    strategy=strategy,  # type: ignore[arg-type]
-                    min_template_quality=min_template_quality,
-                )
+                if protected:
+                    r = g.identify(p, k, threshold=-math.inf if closed_set else threshold)
+                else:
+                    r = g.identify(
+                        p,
+                        k,
+                        threshold=-math.inf if closed_set else threshold,
+                        strategy=strategy,  # type: ignore[arg-type]
+                        min_template_quality=min_template_quality,
+                    )
             except (ImageError, NoFaceError) as exc:  # report and go on with the other probes
                 emit_error_line(str(p), exc)
                 bad += isinstance(exc, ImageError)
@@ -294,8 +331,20 @@ def verify(
     strategy: StrategyOpt = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Is the probe the claimed subject? Exit 0: match, 1: no match."""
+    from .protect import is_protected, open_protected
+
+    if is_protected(gallery):
+        with open_protected(gallery, secret_file) as pg:
+            match, score = pg.verify(probe, subject, threshold=threshold)
+            thr = pg.threshold if threshold is None else threshold
+        doc = {"probe": str(probe), "subject": subject, "match": match, "score": round(score, 6), "threshold": thr}
+        _out(doc, json_out, f"{'MATCH' if match else 'NO MATCH'}: {score:.4f} vs {thr:.4f}")
+        if not match:
+            raise typer.Exit(EXIT_NO_MATCH)
+        return
     with _open(gallery, backend) as g:
         d = g.verify(probe, subject, threshold=threshold, strategy=strategy)  # type: ignore[arg-type]
     verdict = "MATCH" if d.match else "NO MATCH"
@@ -354,9 +403,13 @@ def list_subjects(
 
 
 @app.command("stats")
-def stats(gallery: GalleryArg, backend: BackendOpt = None, json_out: JsonOpt = False) -> None:
+def stats(
+    gallery: GalleryArg, backend: BackendOpt = None, json_out: JsonOpt = False, secret_file: SecretFileOpt = None
+) -> None:
     """Sizes, model, index, calibration and disk use."""
-    with _open(gallery, backend) as g:
+    from .protect import is_protected, open_protected
+
+    with open_protected(gallery, secret_file) if is_protected(gallery) else _open(gallery, backend) as g:
         st = g.stats()
     _out(st, json_out, "\n".join(f"{k}: {v}" for k, v in st.items()))
 
@@ -498,3 +551,27 @@ def destroy(
     else:
         _open(gallery, backend).destroy()
     _out({"destroyed": gallery}, json_out, f"destroyed {gallery}")
+
+
+@app.command("rekey")
+def rekey(
+    gallery: GalleryArg,
+    secret_file: SecretFileOpt = None,
+    new_secret_file: Annotated[
+        Path | None, typer.Option("--new-secret-file", help="Also replace the secret by the one in this file.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Renew a protected gallery's key: re-enrol every template from its stored source image under a
+    new key (exit 6 when the gallery keeps no source images: its subjects must enrol again)."""
+    from .protect import open_protected, read_secret
+
+    new = None if new_secret_file is None else read_secret(new_secret_file)
+    with open_protected(gallery, secret_file) as g:
+        n = g.rekey(new)
+        st = g.stats()
+    _out(
+        {"rekeyed": n, "key_generation": st["key_generation"], "key_fingerprint": st["key_fingerprint"]},
+        json_out,
+        f"re-protected {n} templates under key generation {st['key_generation']} ({st['key_fingerprint']})",
+    )

@@ -13,7 +13,7 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +24,9 @@ from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from ..registry import template_protectors
 from .app_common import done_counter, emit_report, progress_bar
 from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
+
+if TYPE_CHECKING:
+    from ..gallery.protected import ProtectedGallery
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +112,64 @@ def evaluate(
             progress=done_counter(advance),
         )
     emit_report(report.to_dict(), markdown(report), output, json_out)
+
+
+# ----- protected galleries (`faceprint gallery … ` on a gallery created with --protect) -------------
+
+SecretFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--secret-file",
+        help=f"Protected galleries: file holding the protection secret (else ${SECRET_ENV}).",
+    ),
+]
+
+
+def open_protected(gallery: str, secret_file: Path | None, **kw: object) -> ProtectedGallery:
+    """The protected gallery in folder ``gallery``, opened with the secret of ``--secret-file`` or the environment."""
+    from ..gallery.protected import open_protected_gallery
+
+    return open_protected_gallery(gallery, read_secret(secret_file), **kw)  # type: ignore[arg-type]
+
+
+def is_protected(gallery: str) -> bool:
+    from ..gallery.protected import is_protected_gallery
+
+    return is_protected_gallery(gallery)
+
+
+def gallery_enroll(gallery: str, secret_file: Path | None, pairs: list[tuple[str, Path]]) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
+    """Enrol (subject, image) pairs one image at a time; failures are reported, the rest enrolled."""
+    from ..errors import FaceprintError
+
+    added, failed = 0, []
+    with open_protected(gallery, secret_file) as g, progress_bar(len(pairs), "enrolling") as advance:
+        for subject, image in pairs:
+            try:
+                added += g.enroll(subject, [image])
+            except (FaceprintError, OSError) as exc:
+                failed.append({"subject": subject, "image": str(image), "error": str(exc), "exception": exc})
+            advance(1)
+        subjects = len(g)
+    return {"templates": added, "subjects": subjects, "failed": len(failed)}, failed
+
+
+@app.command("keygen")
+def keygen(
+    output: Annotated[Path, typer.Argument(help="Secret file to write (mode 0600); refuses to overwrite.")],
+) -> None:
+    """Write a new random protection secret (32 random bytes, hex) to a file only you can read."""
+    import secrets
+
+    from ..errors import ConfigurationError
+
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigurationError(f"{output} exists; not overwriting a secret (its templates need it)") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create {output}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    os.chmod(output, 0o600)
+    typer.echo(f"wrote a new protection secret to {output} (mode 0600)")
