@@ -140,16 +140,31 @@ def create(
         ),
     ] = None,
     secret_file: SecretFileOpt = None,
+    centre_from: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--centre-from",
+            help="biohash: images (or folders) of people, embedded once (not stored), whose mean centres the "
+            "embeddings before hashing (much better with a stolen key; use people other than those you enrol).",
+        ),
+    ] = None,
 ) -> None:
     """Create an empty gallery; its model is the embedder's (default: faceprint's default pipeline)."""
     from ..pipeline import FacePipeline
 
     pipe = _pipeline(detector, embedder) or FacePipeline()
     if protect is not None:
-        from .protect import open_protected
+        from .protect import centre_of, open_protected
 
+        centre = centre_of(pipe, centre_from) if centre_from else None
         with open_protected(
-            gallery, secret_file, protect=protect, create=True, pipeline=pipe, keep_source_images=keep_source_images
+            gallery,
+            secret_file,
+            protect=protect,
+            create=True,
+            pipeline=pipe,
+            keep_source_images=keep_source_images,
+            centre=centre,
         ) as pg:
             st = pg.stats()
         _out(st, json_out, f"created {protect}-protected gallery {gallery} for model {st['model']}")
@@ -223,10 +238,10 @@ def enroll(
     if is_protected(gallery):
         summary, failed = gallery_enroll(gallery, secret_file, pairs)
         _out(summary, json_out, f"enrolled {summary['templates']} protected templates; {len(failed)} failed")
-        for f in failed:
-            typer.echo(json.dumps({k: v for k, v in f.items() if k != "exception"}), err=True)
+        for fail in failed:
+            typer.echo(json.dumps({k: v for k, v in fail.items() if k != "exception"}), err=True)
         if failed:
-            raise typer.Exit(_failure_exit_code([f["exception"] for f in failed]))
+            raise typer.Exit(_failure_exit_code([fail["exception"] for fail in failed]))
         return
     with _open(gallery, backend) as g, progress_bar(len(pairs), "enrolling") as advance:
         pipe = _pipeline(detector, embedder, quality=quality, min_quality=min_quality, stored=g.settings.pipeline)
@@ -294,6 +309,7 @@ def identify(
 
     missed, bad, noface = 0, 0, 0
     protected = is_protected(gallery)
+    g: Any
     with open_protected(gallery, secret_file) if protected else _open(gallery, backend) as g:
         for p in iter_images(probes):
             try:

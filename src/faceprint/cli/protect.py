@@ -26,7 +26,11 @@ from .app_common import done_counter, emit_report, progress_bar
 from .recognize import DetectorOpt, EmbedderOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt, _pipeline
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from ..gallery.protected import ProtectedGallery
+    from ..pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +134,22 @@ def open_protected(gallery: str, secret_file: Path | None, **kw: object) -> Prot
     from ..gallery.protected import open_protected_gallery
 
     return open_protected_gallery(gallery, read_secret(secret_file), **kw)  # type: ignore[arg-type]
+
+
+def centre_of(pipeline: FacePipeline, sources: list[Path]) -> npt.NDArray[np.float64]:
+    """:func:`~faceprint.protection.biohash.fit_centre` of the main face of each image under ``sources``."""
+    import numpy as np
+
+    from ..protection.biohash import fit_centre
+    from .app_common import iter_images
+
+    vecs = [
+        f.embedding.vector
+        for r in pipeline.embed_many(iter_images(sources), select="largest")
+        for f in r.faces[:1]
+        if f.embedding
+    ]
+    return fit_centre(np.asarray(vecs, np.float64).reshape(len(vecs), -1))
 
 
 def is_protected(gallery: str) -> bool:
