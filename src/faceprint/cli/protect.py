@@ -90,6 +90,21 @@ def evaluate(
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     json_out: JsonOpt = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report as JSON here.")] = None,
+    train_pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-pairs",
+            help="lfw: pairs file of a training split (pairsDevTrain.txt) whose subjects are not measured: the "
+            "biohash centre is fitted on its images, and the inversion attacker learns on them.",
+        ),
+    ] = None,
+    regressor: Annotated[
+        list[str] | None, typer.Option("--regressor", help="Inversion attack regressor(s): ridge, mlp.")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write protection.md/.html/.json and the D<-> plot into this folder."),
+    ] = None,
 ) -> None:
     """EER and FNMR with own keys, with a stolen key and unprotected; D<->sys under two keys with its
     noise floor; the match rate of renewed templates. The secret comes from --secret-file or from the
@@ -100,10 +115,29 @@ def evaluate(
 
     key = derive_key(read_secret(secret_file), salt)
     pipe = _pipeline(detector, embedder, upsample, max_pixels)
-    protector = template_protectors.create(method.value, dim=pipe.embedder.dim)
     store = None if cache is None else EmbeddingCache(cache)
+    train = None
+    options: dict[str, object] = {}
+    if train_pairs is not None:
+        from ..evaluation.protection import protocol_images
+
+        with progress_bar(0, "embedding the training split") as advance:
+            train = protocol_images(
+                protocol.value,
+                str(data),
+                pairs=str(train_pairs),
+                pipeline_settings=pipe,
+                cache=store,
+                workers=workers,
+                progress=done_counter(advance),
+            )
+        if method.value == "biohash":
+            from ..protection.biohash import fit_centre
+
+            options["centre"] = fit_centre(train[0])
+    protector = template_protectors.create(method.value, dim=pipe.embedder.dim, **options)
     with progress_bar(0, "embedding") as advance:
-        report = protect_protocol(
+        result = protect_protocol(
             protocol.value,
             str(data),
             protector,
@@ -114,8 +148,14 @@ def evaluate(
             workers=workers,
             target_fmr=fmr,
             progress=done_counter(advance),
+            train=train,
+            regressors=tuple(regressor or ("ridge",)),
         )
-    emit_report(report.to_dict(), markdown(report), output, json_out)
+    if report is not None:
+        from ..evaluation.protection import write_report
+
+        write_report(result, report)
+    emit_report(result.to_dict(), markdown(result), output, json_out)
 
 
 # ----- protected galleries (`faceprint gallery … ` on a gallery created with --protect) -------------
