@@ -219,6 +219,72 @@ def search(n: int, repeats: int, ckks_n: int) -> None:
     )
 
 
+def thresholds(data: Path, cache: Path | None) -> None:
+    """The decision thresholds of protected galleries (gallery/protected.py DEFAULT_THRESHOLDS): the EER
+    threshold on DevTrain with every template under one key (a gallery's templates share its key)."""
+    from faceprint.rates import eer
+
+    a, b, mated, *_ = _embeddings(data, cache, "DevTrain")
+    key = derive_key(SECRET, "bench").child("thresholds")
+    centre = fit_centre(np.unique(np.concatenate([a, b]), axis=0))
+    print(
+        f"\n## Gallery thresholds: EER threshold on DevTrain, one key ({int(mated.sum())} + {int((~mated).sum())} "
+        "pairs)"
+    )
+    print("| method | EER | threshold |")
+    print("|---|---:|---:|")
+    for label, name, opts in [
+        ("biohash (centred)", "biohash", {"centre": centre}),
+        ("biohash-uncentred", "biohash", {}),
+        ("iom", "iom", {}),
+    ]:
+        p = template_protectors.create(name, **opts)
+        s = p.compare(p.protect(a, key), p.protect(b, key))
+        e = eer(s[mated], s[~mated])
+        print(f"| {label} | {100 * e.eer:.2f} % | {e.threshold:.4f} |")
+    s = np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)  # ckks decrypts the plain inner product
+    e = eer(s[mated], s[~mated])
+    print(f"| ckks (plain inner product) | {100 * e.eer:.2f} % | {e.threshold:.4f} |")
+
+
+def inversion(data: Path, cache: Path | None, regressors: list[str]) -> None:
+    """The inversion attack: the attacker holds the victim's key and the DevTrain images (identity-disjoint
+    from DevTest), learns protected template -> embedding, and attacks the 500 mated DevTest pairs."""
+    from faceprint.evaluation.protection import inversion_attack, protocol_images
+
+    train, subjects = protocol_images(
+        "lfw",
+        str(data / "lfw_view1"),
+        pairs=str(data / "lfw_view1" / "pairsDevTrain.txt"),
+        cache=None if cache is None else EmbeddingCache(cache),
+    )
+    a, b, mated, *_ = _embeddings(data, cache)
+    key = derive_key(SECRET, "bench").child("inversion")
+    print(
+        f"\n## Inversion attack ({len(train)} DevTrain images as the attacker's data, {int(mated.sum())} DevTest "
+        "victims)"
+    )
+    print(
+        "| method | regressor | success (protected) | success (unprotected, same threshold) | mean cosine | threshold |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
+    for label, name, opts in [
+        ("biohash (centred)", "biohash", {"centre": fit_centre(train)}),
+        ("biohash-uncentred", "biohash", {}),
+        ("iom", "iom", {}),
+    ]:
+        for reg in regressors:
+            t = time.perf_counter()
+            r = inversion_attack(
+                template_protectors.create(name, **opts), key, train, subjects, a[mated], b[mated], regressor=reg
+            )
+            logging.info("%s %s in %.1f s", label, reg, time.perf_counter() - t)
+            print(
+                f"| {label} | {reg} | {100 * r.success_rate:.1f} % | {100 * r.success_rate_unprotected:.1f} % | "
+                f"{r.mean_cosine:.3f} | {r.threshold:.4f} |"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -226,17 +292,26 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--search-n", type=int, default=100_000, help="templates of the 1:N search section")
     ap.add_argument("--ckks-n", type=int, default=1000, help="encrypted templates of the CKKS 1:N section")
-    ap.add_argument("--only", choices=["search"], default=None, help="run only this section")
+    ap.add_argument("--only", choices=["search", "thresholds", "inversion"], default=None, help="run only this section")
+    ap.add_argument("--regressor", action="append", default=None, help="inversion regressors (ridge, mlp)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.only == "search":
         search(args.search_n, max(args.repeats, 50), args.ckks_n)
+        return
+    if args.only == "thresholds":
+        thresholds(args.data, args.cache)
+        return
+    if args.only == "inversion":
+        inversion(args.data, args.cache, args.regressor or ["ridge"])
         return
     a, b, mated, sa, sb, dropped, model = _embeddings(args.data, args.cache)
     train = train_images(args.data, args.cache)
     print(f"# Template protection on LFW View 1 DevTest ({model}; {dropped} pairs without a face left out)")
     print(f"(biohash centre: mean of {len(train)} DevTrain images; centre(...) in the scheme names it)")
     accuracy(a, b, mated, sa, sb, fit_centre(train))
+    thresholds(args.data, args.cache)
+    inversion(args.data, args.cache, args.regressor or ["ridge"])
     cost(np.concatenate([a, b]), args.repeats)
     ckks(a, b, mated, args.repeats)
     search(args.search_n, max(args.repeats, 50), args.ckks_n)
