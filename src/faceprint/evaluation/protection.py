@@ -437,7 +437,15 @@ def protocol_images(
     """The embeddings of the distinct images of a protocol's pairs (where a face was acquired) and
     their subject ids: the attacker's data of the inversion attack and the data a BioHashing
     centre is fitted on (use a split whose subjects are not the measured ones: LFW DevTrain)."""
-    proto, emb, _ = _protocol_embeddings(kind, data, pairs, pipeline_settings, cache, workers, progress)
+    if kind == "lfw" and pairs is not None and Path(pairs).is_file():
+        # open_protocol reads a View 1 folder as DevTest with DevTrain for calibration; here the named file is meant
+        from .embedding import embed_protocol
+        from .protocols import read_lfw_protocol
+
+        proto = read_lfw_protocol(pairs, data)
+        emb = embed_protocol(proto, pipeline_settings, cache, workers=workers, progress=progress)
+    else:
+        proto, emb, _ = _protocol_embeddings(kind, data, pairs, pipeline_settings, cache, workers, progress)
     ka, kb = proto.side_keys()
     keys = np.concatenate([np.asarray(ka), np.asarray(kb)])
     subjects = np.concatenate([proto.subject_a, proto.subject_b]).astype(str)
