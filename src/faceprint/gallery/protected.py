@@ -25,7 +25,9 @@ Search per method:
 
 ``biohash``  a faiss binary index (``IndexBinaryFlat``, exact Hamming distance on the packed bits);
              score ``1 - hamming / bits``.
-``iom``      a linear scan of the uint8 index vectors (share of equal indices), numpy.
+``iom``      the same faiss binary index over the indices one-hot coded (q bits per hash function:
+             two templates differ in 2 bits per unequal index, so score = 1 - hamming / (2 hashes),
+             exactly the share of equal indices).
 ``ckks``     a linear encrypted scan: one encrypted inner product per template, decrypted by the
              key holder (this object, which unwraps the SEAL secret key stored AES-GCM-encrypted
              under the gallery key). Cost: about 25-30 ms per template on one core
@@ -574,20 +576,45 @@ class ProtectedGallery:
         return len(new_blobs)
 
 
+def _binary_codes(t: ProtectedTemplates) -> tuple[npt.NDArray[np.uint8], int, int] | None:
+    """(packed bit codes, code bits, Hamming distance per unit of score) of hash templates, or None.
+
+    biohash: the template bits themselves; score = 1 - d / bits. iom: each index one-hot in q
+    bits, so two templates differ in 2 bits per unequal index; score = 1 - d / (2 hashes)."""
+    if t.method == "biohash":
+        bits = int(dict(t.settings)["bits"])
+        return np.ascontiguousarray(t.data, np.uint8), bits, bits
+    if t.method == "iom":
+        q, hashes = int(dict(t.settings)["q"]), int(t.data.shape[1])
+        if (hashes * q) % 8:
+            return None
+        out = np.empty((len(t), hashes * q // 8), np.uint8)
+        offsets = np.arange(hashes) * q
+        for lo in range(0, len(t), 8192):  # bounded memory: 8192 x hashes x q booleans at a time
+            idx = np.asarray(t.data[lo : lo + 8192], np.int64)
+            hot = np.zeros((len(idx), hashes * q), bool)
+            hot[np.arange(len(idx))[:, None], offsets + idx] = True
+            out[lo : lo + len(idx)] = np.packbits(hot, axis=1)
+        return out, hashes * q, 2 * hashes
+    return None
+
+
 class _Index:
-    """The in-memory search structure of one method over every stored template."""
+    """The in-memory search structure of one method over every stored template: a faiss binary
+    (Hamming) index for the hashes, a linear scan through ``compare`` otherwise (ckks)."""
 
     def __init__(
         self, protector: TemplateProtector, t: ProtectedTemplates, owners: npt.NDArray[np.int64], names: dict[int, str]
     ) -> None:
         self.protector, self.t, self.owners, self.names = protector, t, owners, names
         self.binary: Any = None
-        if t.method == "biohash" and len(t):
+        codes = _binary_codes(t) if len(t) else None
+        if codes is not None:
             import faiss
 
-            self.bits = int(dict(t.settings)["bits"])
-            self.binary = faiss.IndexBinaryFlat(self.bits)
-            self.binary.add(np.ascontiguousarray(t.data, np.uint8))
+            data, nbits, self.scale = codes
+            self.binary = faiss.IndexBinaryFlat(nbits)
+            self.binary.add(data)
 
     def rank(self, probe: ProtectedTemplates, k: int) -> list[tuple[str, float]]:
         if len(self.t) == 0:
@@ -595,10 +622,12 @@ class _Index:
         if self.binary is not None:
             # the key checks of compare(), on the probe alone (the index holds the gallery's templates)
             self.protector.compare(probe, self.t[0])
+            codes = _binary_codes(probe)
+            assert codes is not None
             kk = min(len(self.t), max(4 * k, 64))
-            dist, idx = self.binary.search(np.ascontiguousarray(probe.data, np.uint8), kk)
+            dist, idx = self.binary.search(codes[0], kk)
             keep = idx[0] >= 0
-            scores, rows = 1.0 - dist[0][keep] / self.bits, idx[0][keep]
+            scores, rows = 1.0 - dist[0][keep] / self.scale, idx[0][keep]
         else:
             scores, rows = self.protector.compare(probe, self.t), np.arange(len(self.t))
         best: dict[int, float] = {}
