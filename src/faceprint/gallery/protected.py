@@ -57,7 +57,6 @@ import numpy.typing as npt
 from ..errors import (
     ConfigurationError,
     CorruptStoreError,
-    FaceprintError,
     GalleryError,
     KeyMismatchError,
     SubjectNotFoundError,
@@ -639,23 +638,14 @@ class _Index:
         return [(self.names[sid], float(sc)) for sid, sc in top]
 
 
-def open_protected_gallery(
-    path: str | os.PathLike[str],
-    secret: bytes | str,
-    *,
-    protect: str | None = None,
-    create: bool | None = None,
-    pipeline: FacePipeline | None = None,
-    keep_source_images: bool | None = None,
-    threshold: float | None = None,
-    centre: npt.ArrayLike | None = None,
-) -> ProtectedGallery:
+def open_protected_gallery(path: str | os.PathLike[str], secret: bytes | str, **options: Any) -> ProtectedGallery:
     """Open (or create, with ``protect``) the protected gallery in folder ``path`` with ``secret``.
 
-    Args:
+    Options (keywords of :class:`ProtectedGallery`):
         protect: (creation) ``"biohash"``, ``"iom"`` or ``"ckks"``; when opening, the expected
             method (another is refused with :class:`~faceprint.errors.ConfigurationError`).
         create: None: open, creating when missing; True: create only; False: open only.
+        pipeline: the FacePipeline to embed images with (creation: fixes the model).
         keep_source_images: (creation) keep enrolled images so :meth:`ProtectedGallery.rekey` can
             re-protect templates under a new key.
         threshold: (creation) the decision threshold, else the method's :data:`DEFAULT_THRESHOLDS`;
@@ -664,24 +654,14 @@ def open_protected_gallery(
             (:func:`faceprint.protection.biohash.fit_centre` of other people's embeddings).
 
     Raises :class:`~faceprint.errors.KeyMismatchError` when ``secret`` is not the gallery's,
-    :class:`~faceprint.errors.GalleryError` for an unprotected gallery folder.
+    :class:`~faceprint.errors.GalleryError` for an unprotected gallery folder, a
+    :class:`~faceprint.errors.ProtectionKeyError` without a secret.
     """
     if not isinstance(secret, bytes | str) or not secret:
         from ..errors import ProtectionKeyError
 
         raise ProtectionKeyError("a protected gallery needs its secret (--secret-file or FACEPRINT_PROTECT_SECRET)")
     try:
-        return ProtectedGallery(
-            path,
-            secret,
-            protect=protect,
-            create=create,
-            pipeline=pipeline,
-            keep_source_images=keep_source_images,
-            threshold=threshold,
-            centre=centre,
-        )
+        return ProtectedGallery(path, secret, **options)
     except sqlite3.DatabaseError as exc:
         raise CorruptStoreError(f"protected gallery {path} is damaged: {exc}") from None
-    except FaceprintError:
-        raise
