@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from ..evaluation.cache import EmbeddingCache
     from ..gallery.protected import ProtectedGallery
     from ..pipeline import FacePipeline
+    from ..protection.base import TemplateProtector
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,38 @@ def read_secret(path: Path | None) -> bytes:
     raise ProtectionKeyError(
         f"no protection secret: give --secret-file PATH (a file only you can read) or set {SECRET_ENV}"
     )
+
+
+def _train_and_protector(
+    method: str,
+    kind: str,
+    data: Path,
+    train_pairs: Path | None,
+    pipe: FacePipeline,
+    store: EmbeddingCache | None,
+    workers: int,
+) -> tuple[tuple[npt.NDArray[np.float32], npt.NDArray[np.str_]] | None, TemplateProtector]:
+    """The training split's embeddings (``--train-pairs``) and the protector, biohash centred on them."""
+    train = None
+    options: dict[str, object] = {}
+    if train_pairs is not None:
+        from ..evaluation.protection import protocol_images
+
+        with progress_bar(0, "embedding the training split") as advance:
+            train = protocol_images(
+                kind,
+                str(data),
+                pairs=str(train_pairs),
+                pipeline_settings=pipe,
+                cache=store,
+                workers=workers,
+                progress=done_counter(advance),
+            )
+        if method == "biohash":
+            from ..protection.biohash import fit_centre
+
+            options["centre"] = fit_centre(train[0])
+    return train, template_protectors.create(method, dim=pipe.embedder.dim, **options)
 
 
 @app.command("eval")
@@ -116,26 +150,7 @@ def evaluate(
     key = derive_key(read_secret(secret_file), salt)
     pipe = _pipeline(detector, embedder, upsample, max_pixels)
     store = None if cache is None else EmbeddingCache(cache)
-    train = None
-    options: dict[str, object] = {}
-    if train_pairs is not None:
-        from ..evaluation.protection import protocol_images
-
-        with progress_bar(0, "embedding the training split") as advance:
-            train = protocol_images(
-                protocol.value,
-                str(data),
-                pairs=str(train_pairs),
-                pipeline_settings=pipe,
-                cache=store,
-                workers=workers,
-                progress=done_counter(advance),
-            )
-        if method.value == "biohash":
-            from ..protection.biohash import fit_centre
-
-            options["centre"] = fit_centre(train[0])
-    protector = template_protectors.create(method.value, dim=pipe.embedder.dim, **options)
+    train, protector = _train_and_protector(method.value, protocol.value, data, train_pairs, pipe, store, workers)
     with progress_bar(0, "embedding") as advance:
         result = protect_protocol(
             protocol.value,
