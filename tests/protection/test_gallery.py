@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -134,5 +135,8 @@ def test_cli_create_enroll_identify_rekey(tmp_path: Path, capsys: pytest.Capture
     other.write_text("another secret of enough length\n")
     assert main(["gallery", "identify", g, str(PROBE[1]), "--secret-file", str(other)]) == 6
     assert "does not open" in capsys.readouterr().err
-    assert main(["gallery", "list", g]) == 6  # an unprotected command on a protected gallery: refused
+    assert main(["gallery", "list", g, "--json", *s]) == 0
+    assert [json.loads(ln)["name"] for ln in capsys.readouterr().out.splitlines()] == ["gul", "peirsol"]
+    assert main(["gallery", "remove", g, "gul", *s]) == 0
+    assert main(["gallery", "export", g, str(tmp_path / "x.npz")]) == 6  # an unprotected command: refused
     assert "protected gallery" in capsys.readouterr().err

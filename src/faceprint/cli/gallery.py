@@ -379,9 +379,13 @@ def remove(
     subjects: Annotated[list[str], typer.Argument(help="Subjects to remove (with their templates and stored images).")],
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Remove subjects."""
-    with _open(gallery, backend) as g:
+    from .protect import is_protected, open_protected
+
+    g: Any
+    with open_protected(gallery, secret_file) if is_protected(gallery) else _open(gallery, backend) as g:
         removed = {s: g.remove(s) for s in subjects}
     _out({"removed": removed}, json_out, ", ".join(f"{s}: {n} templates removed" for s, n in removed.items()))
 
@@ -410,9 +414,13 @@ def list_subjects(
     offset: Annotated[int, typer.Option(help="Skip this many subjects (by name).")] = 0,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Subjects by name, with their template counts."""
-    with _open(gallery, backend) as g:
+    from .protect import is_protected, open_protected
+
+    g: Any
+    with open_protected(gallery, secret_file) if is_protected(gallery) else _open(gallery, backend) as g:
         subs = g.subjects(limit=limit, offset=offset)  # type: ignore[call-arg]
     for s in subs:
         _out(s.to_dict(), json_out, f"{s.name}\t{s.n_templates}")

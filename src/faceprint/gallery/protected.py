@@ -75,6 +75,7 @@ __all__ = [
     "PROTECT_METHODS",
     "ProtectedGallery",
     "ProtectedCandidate",
+    "ProtectedSubject",
     "ProtectedIdentifyResult",
     "open_protected_gallery",
     "is_protected_gallery",
@@ -107,6 +108,15 @@ _CKKS_AAD = b"faceprint-protected-gallery/ckks-secret-context"
 def is_protected_gallery(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is the folder of a protected gallery."""
     return (Path(path) / PROTECTED_DB).is_file()
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectedSubject:
+    name: str
+    n_templates: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "n_templates": self.n_templates}
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +456,8 @@ class ProtectedGallery:
             self._index = None
         return len(t)
 
-    def remove(self, subject: str) -> None:
+    def remove(self, subject: str) -> int:
+        """Delete a subject, its templates and stored images no other template uses; returns the templates removed."""
         with self._lock:
             row = self._conn.execute("SELECT id FROM subjects WHERE name = ?", (subject,)).fetchone()
             if row is None:
@@ -459,9 +470,16 @@ class ProtectedGallery:
             still = {r[0] for r in self._conn.execute("SELECT source FROM templates WHERE source IS NOT NULL")}
             images.forget(self.path / "images", [s for s in sources if s and s not in still])
             self._index = None
+        return len(sources)
 
-    def subjects(self) -> list[str]:
-        return [r[0] for r in self._conn.execute("SELECT name FROM subjects ORDER BY name")]
+    def subjects(self, *, limit: int | None = None, offset: int = 0) -> list[ProtectedSubject]:
+        """Subjects sorted by name with their template counts: all, or ``limit`` after skipping ``offset``."""
+        rows = self._conn.execute(
+            "SELECT s.name, COUNT(t.id) FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id "
+            "GROUP BY s.id ORDER BY s.name LIMIT ? OFFSET ?",
+            (-1 if limit is None else int(limit), int(offset)),
+        ).fetchall()
+        return [ProtectedSubject(name, int(n)) for name, n in rows]
 
     def stats(self) -> dict[str, Any]:
         n_t = int(self._conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0])
