@@ -282,6 +282,8 @@ def write_report(r: ProtectionEvaluation, folder: str | os.PathLike[str]) -> lis
         ax2.hist(m, edges, density=True, alpha=0.35, color="tab:green", label="mated, two keys")
         ax2.set_ylabel("score density")
         ax2.legend(loc="upper right")
+        ax.set_zorder(ax2.get_zorder() + 1)  # the D<-> curve over the histograms
+        ax.patch.set_visible(False)
     ax.plot(link.bin_centres, link.d_local, color="black", lw=2, label="D<->(s)")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("protected score")
