@@ -89,8 +89,9 @@ def test_without_tenseal_it_says_how_to_install_it(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.slow
 def test_ckks_decisions_equal_plaintext_decisions_on_devtest_pairs(ckks, embed) -> None:  # type: ignore[no-untyped-def]
-    """The issue asks for 200 pairs; 40 + 40 here keep the test within budget (bench_protect runs 1000)."""
-    rows = devtest_pairs(40)
+    """The issue's 200 DevTest pairs (100 mated + 100 non-mated; bench_protect runs all 1000)."""
+    rows = devtest_pairs(100)
+    assert len(rows) == 200
     a = np.stack([embed(r[0]) for r in rows])
     b = np.stack([embed(r[1]) for r in rows])
     key = APP.child("devtest")
@@ -98,5 +99,5 @@ def test_ckks_decisions_equal_plaintext_decisions_on_devtest_pairs(ckks, embed) 
     enc = ckks.compare(ta, tb)
     plain = np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)
     assert np.max(np.abs(enc - plain)) <= 1e-4
-    threshold = float(np.median(plain))
-    assert np.array_equal(enc >= threshold, plain >= threshold)
+    for threshold in (float(np.median(plain)), 0.908):  # the median, and the DevTrain EER threshold of a gallery
+        assert np.array_equal(enc >= threshold, plain >= threshold)

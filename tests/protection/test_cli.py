@@ -48,6 +48,12 @@ def test_eval_on_a_folder_of_lfw_faces(
     assert doc["scheme"] == "biohash@1(bits=128)" and doc["model"].startswith("dlib-resnet")
     assert 0 <= doc["unlinkability"]["d_sys"] <= 1 and 0 <= doc["unlinkability"]["noise_floor"] <= 1
     assert doc["revocability"]["renewed_match_rate"] == 0.0  # the same image under a new key is a stranger
-    assert main(args) == 0
+    assert main([*args, "--report", str(tmp_path / "rep")]) == 0
     text = capsys.readouterr().out
     assert "| own key |" in text and "D<->sys" in text and "Revocability" in text
+    assert {p.name for p in (tmp_path / "rep").iterdir()} == {
+        "protection.md",
+        "protection.html",
+        "protection.json",
+        "linkability.png",
+    }

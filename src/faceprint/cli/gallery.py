@@ -30,6 +30,7 @@ from .app_common import (
     iter_images,
     progress_bar,
 )
+from .protect import SecretFileOpt
 
 if TYPE_CHECKING:
     from ..gallery import Gallery
@@ -134,11 +135,44 @@ def create(
     embedder: EmbedderOpt = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    protect: Annotated[
+        str | None,
+        typer.Option(
+            "--protect",
+            help="Store only protected templates: biohash, iom or ckks (needs --secret-file or the environment "
+            "variable FACEPRINT_PROTECT_SECRET; see docs/template-protection.md).",
+        ),
+    ] = None,
+    secret_file: SecretFileOpt = None,
+    centre_from: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--centre-from",
+            help="biohash: images (or folders) of people, embedded once (not stored), whose mean centres the "
+            "embeddings before hashing (much better with a stolen key; use people other than those you enrol).",
+        ),
+    ] = None,
 ) -> None:
     """Create an empty gallery; its model is the embedder's (default: faceprint's default pipeline)."""
     from ..pipeline import FacePipeline
 
     pipe = _pipeline(detector, embedder) or FacePipeline()
+    if protect is not None:
+        from .protect import centre_of, open_protected
+
+        centre = centre_of(pipe, centre_from) if centre_from else None
+        with open_protected(
+            gallery,
+            secret_file,
+            protect=protect,
+            create=True,
+            pipeline=pipe,
+            keep_source_images=keep_source_images,
+            centre=centre,
+        ) as pg:
+            st = pg.stats()
+        _out(st, json_out, f"created {protect}-protected gallery {gallery} for model {st['model']}")
+        return
     with _open(gallery, backend, True, pipeline=pipe, keep_source_images=keep_source_images, strategy=strategy) as g:
         st = g.stats()
     _out(st, json_out, f"created {st['backend']} gallery {gallery} for model {st['model']}")
@@ -206,11 +240,22 @@ def enroll(
     ] = False,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Enrol the main face of each image: `enroll G ada a1.jpg a2.jpg` or `enroll G --folders people/`.
 
     With --quality, each template stores its face's quality (0-100)."""
     pairs = _enrol_pairs(args, folders)
+    from .protect import gallery_enroll, is_protected
+
+    if is_protected(gallery):
+        summary, failed = gallery_enroll(gallery, secret_file, pairs)
+        _out(summary, json_out, f"enrolled {summary['templates']} protected templates; {len(failed)} failed")
+        for fail in failed:
+            typer.echo(json.dumps({k: v for k, v in fail.items() if k != "exception"}), err=True)
+        if failed:
+            raise typer.Exit(_failure_exit_code([fail["exception"] for fail in failed]))
+        return
     with _open(gallery, backend) as g, progress_bar(len(pairs), "enrolling") as advance:
         pipe = _pipeline(
             detector,
@@ -276,21 +321,29 @@ def identify(
     ] = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Who is in each probe? JSON lines / a line per probe; exit 1 when some probe is not identified."""
+
     from ..errors import ImageError, NoFaceError
+    from .protect import is_protected, open_protected
 
     missed, bad, noface = 0, 0, 0
-    with _open(gallery, backend) as g:
+    protected = is_protected(gallery)
+    g: Any
+    with open_protected(gallery, secret_file) if protected else _open(gallery, backend) as g:
         for p in iter_images(probes):
             try:
-                r = g.identify(
-                    p,
-                    k,
-                    threshold=-math.inf if closed_set else threshold,
-                    strategy=strategy,  # type: ignore[arg-type]
-                    min_template_quality=min_template_quality,
-                )
+                if protected:
+                    r = g.identify(p, k, threshold=-math.inf if closed_set else threshold)
+                else:
+                    r = g.identify(
+                        p,
+                        k,
+                        threshold=-math.inf if closed_set else threshold,
+                        strategy=strategy,  # type: ignore[arg-type]
+                        min_template_quality=min_template_quality,
+                    )
             except (ImageError, NoFaceError) as exc:  # report and go on with the other probes
                 emit_error_line(str(p), exc)
                 bad += isinstance(exc, ImageError)
@@ -315,8 +368,20 @@ def verify(
     strategy: StrategyOpt = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Is the probe the claimed subject? Exit 0: match, 1: no match."""
+    from .protect import is_protected, open_protected
+
+    if is_protected(gallery):
+        with open_protected(gallery, secret_file) as pg:
+            match, score = pg.verify(probe, subject, threshold=threshold)
+            thr = pg.threshold if threshold is None else threshold
+        doc = {"probe": str(probe), "subject": subject, "match": match, "score": round(score, 6), "threshold": thr}
+        _out(doc, json_out, f"{'MATCH' if match else 'NO MATCH'}: {score:.4f} vs {thr:.4f}")
+        if not match:
+            raise typer.Exit(EXIT_NO_MATCH)
+        return
     with _open(gallery, backend) as g:
         d = g.verify(probe, subject, threshold=threshold, strategy=strategy)  # type: ignore[arg-type]
     verdict = "MATCH" if d.match else "NO MATCH"
@@ -335,9 +400,13 @@ def remove(
     subjects: Annotated[list[str], typer.Argument(help="Subjects to remove (with their templates and stored images).")],
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Remove subjects."""
-    with _open(gallery, backend) as g:
+    from .protect import is_protected, open_protected
+
+    g: Any
+    with open_protected(gallery, secret_file) if is_protected(gallery) else _open(gallery, backend) as g:
         removed = {s: g.remove(s) for s in subjects}
     _out({"removed": removed}, json_out, ", ".join(f"{s}: {n} templates removed" for s, n in removed.items()))
 
@@ -366,18 +435,26 @@ def list_subjects(
     offset: Annotated[int, typer.Option(help="Skip this many subjects (by name).")] = 0,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    secret_file: SecretFileOpt = None,
 ) -> None:
     """Subjects by name, with their template counts."""
-    with _open(gallery, backend) as g:
+    from .protect import is_protected, open_protected
+
+    g: Any
+    with open_protected(gallery, secret_file) if is_protected(gallery) else _open(gallery, backend) as g:
         subs = g.subjects(limit=limit, offset=offset)  # type: ignore[call-arg]
     for s in subs:
         _out(s.to_dict(), json_out, f"{s.name}\t{s.n_templates}")
 
 
 @app.command("stats")
-def stats(gallery: GalleryArg, backend: BackendOpt = None, json_out: JsonOpt = False) -> None:
+def stats(
+    gallery: GalleryArg, backend: BackendOpt = None, json_out: JsonOpt = False, secret_file: SecretFileOpt = None
+) -> None:
     """Sizes, model, index, calibration and disk use."""
-    with _open(gallery, backend) as g:
+    from .protect import is_protected, open_protected
+
+    with open_protected(gallery, secret_file) if is_protected(gallery) else _open(gallery, backend) as g:
         st = g.stats()
     _out(st, json_out, "\n".join(f"{k}: {v}" for k, v in st.items()))
 
@@ -519,3 +596,27 @@ def destroy(
     else:
         _open(gallery, backend).destroy()
     _out({"destroyed": gallery}, json_out, f"destroyed {gallery}")
+
+
+@app.command("rekey")
+def rekey(
+    gallery: GalleryArg,
+    secret_file: SecretFileOpt = None,
+    new_secret_file: Annotated[
+        Path | None, typer.Option("--new-secret-file", help="Also replace the secret by the one in this file.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Renew a protected gallery's key: re-enrol every template from its stored source image under a
+    new key (exit 6 when the gallery keeps no source images: its subjects must enrol again)."""
+    from .protect import open_protected, read_secret
+
+    new = None if new_secret_file is None else read_secret(new_secret_file)
+    with open_protected(gallery, secret_file) as g:
+        n = g.rekey(new)
+        st = g.stats()
+    _out(
+        {"rekeyed": n, "key_generation": st["key_generation"], "key_fingerprint": st["key_fingerprint"]},
+        json_out,
+        f"re-protected {n} templates under key generation {st['key_generation']} ({st['key_fingerprint']})",
+    )

@@ -30,8 +30,10 @@ next to the zero-effort (non-mated) rate at that threshold.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,7 +56,13 @@ __all__ = [
     "noise_floor",
     "evaluate_protection",
     "protect_protocol",
+    "protocol_images",
     "markdown",
+    "write_report",
+    "Inversion",
+    "inversion_attack",
+    "template_features",
+    "fmr_threshold",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -175,9 +183,12 @@ class ProtectionEvaluation:
     model: str = ""
     failures: dict[str, str] = field(default_factory=dict)
     pairs_dropped: int = 0
+    inversion: tuple[Inversion, ...] = ()
+    link_scores: tuple[FloatArray, FloatArray] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "inversion": [i.to_dict() for i in self.inversion],
             "protocol": self.protocol,
             "model": self.model,
             "pairs_dropped": self.pairs_dropped,
@@ -226,8 +237,78 @@ def markdown(r: ProtectionEvaluation) -> str:
             "",
             f"Revocability: {_pct(r.renewed_match_rate)} of templates renewed under a new key match the old one at "
             f"the own-key EER threshold; the zero-effort rate there is {_pct(r.zero_effort_rate)}.",
+            *_inversion_lines(r),
         ]
     )
+
+
+def _inversion_lines(r: ProtectionEvaluation) -> list[str]:
+    if not r.inversion:
+        return []
+    head = r.inversion[0]
+    return [
+        "",
+        f"Inversion attack (attacker holds the key and {head.n_train} embeddings of other people; success = the "
+        f"reconstruction matches the victim's other image at FMR {head.target_fmr:g}, threshold {head.threshold:.4f}):",
+        "",
+        "| regressor | success on protected templates | success on unprotected templates | mean cosine to truth |",
+        "|---|---|---|---|",
+        *[
+            f"| {i.regressor} | {_pct(i.success_rate)} | {_pct(i.success_rate_unprotected)} | {i.mean_cosine:.3f} |"
+            for i in r.inversion
+        ],
+    ]
+
+
+def write_report(r: ProtectionEvaluation, folder: str | os.PathLike[str]) -> list[Path]:
+    """``protection.md``, ``protection.html`` (self-contained), ``protection.json`` and the D<->
+    plot ``linkability.png`` in ``folder`` (created); returns the paths written."""
+    import json
+
+    from .plots import pyplot
+    from .report.document import Document, json_default, write_text
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    link = r.unlinkability
+    width = float(link.bin_centres[1] - link.bin_centres[0]) if len(link.bin_centres) > 1 else 0.01
+    if r.link_scores is not None:
+        m, n = r.link_scores
+        ax2 = ax.twinx()
+        edges = np.concatenate([link.bin_centres - width / 2, [link.bin_centres[-1] + width / 2]])
+        ax2.hist(n, edges, density=True, alpha=0.35, color="tab:red", label="non-mated, two keys")
+        ax2.hist(m, edges, density=True, alpha=0.35, color="tab:green", label="mated, two keys")
+        ax2.set_ylabel("score density")
+        ax2.legend(loc="upper right")
+        ax.set_zorder(ax2.get_zorder() + 1)  # the D<-> curve over the histograms
+        ax.patch.set_visible(False)
+    ax.plot(link.bin_centres, link.d_local, color="black", lw=2, label="D<->(s)")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("protected score")
+    ax.set_ylabel("local linkability D<->(s)")
+    ax.set_title(f"{r.scheme}: D<->sys = {link.d_sys:.3f} (noise floor {r.noise_floor:.3f})")
+    ax.legend(loc="upper left")
+    png = out / "linkability.png"
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    doc = Document()
+    for block in markdown(r).split("\n\n"):
+        if block.startswith("# "):
+            doc.h(1, block[2:])
+        elif block.startswith("|"):
+            lines = [ln.strip("|").split("|") for ln in block.splitlines() if ln.strip()]
+            doc.table([c.strip() for c in lines[0]], [[c.strip() for c in row] for row in lines[2:]])
+        else:
+            doc.p(block)
+    doc.img(png, "Local linkability D<->(s) over the cross-key score distributions (Gomez-Barrero et al. 2018)")
+    paths = [out / "protection.md", out / "protection.html", out / "protection.json"]
+    write_text(paths[0], doc.markdown())
+    write_text(paths[1], doc.html(f"Template protection: {r.scheme}"))
+    write_text(paths[2], json.dumps(r.to_dict(), indent=2, default=json_default) + "\n")
+    return [*paths, png]
 
 
 def _protect_rows(
@@ -317,7 +398,62 @@ def evaluate_protection(
         noise_floor=noise_floor(link[~m]),
         renewed_match_rate=float(np.mean(renewed >= thr)),
         zero_effort_rate=float(np.mean(own[~m] >= thr)),
+        link_scores=(link[m], link[~m]),
     )
+
+
+def _protocol_embeddings(
+    kind: str,
+    data: str,
+    pairs: str | None,
+    pipeline_settings: PipelineSpec,
+    cache: EmbeddingCache | None,
+    workers: int | None,
+    progress: ProgressHook | None,
+) -> tuple[Any, Any, Any]:
+    """(protocol, embeddings, model) of a verification protocol with subject ids per image."""
+    from .embedding import embed_protocol
+    from .protocols import VerificationProtocol, open_protocol
+
+    proto = open_protocol(kind, data, pairs=pairs).protocol
+    if not isinstance(proto, VerificationProtocol) or proto.templates is not None:
+        raise ConfigurationError(f"protocol {proto.name!r} does not compare single images; protect eval needs pairs")
+    if proto.subject_a is None or proto.subject_b is None:
+        raise ConfigurationError(
+            f"protocol {proto.name!r} names no subject per image; per-subject keys need them (use lfw or folder)"
+        )
+    emb = embed_protocol(proto, pipeline_settings, cache, workers=workers, progress=progress)
+    return proto, emb, emb.model
+
+
+def protocol_images(
+    kind: str,
+    data: str,
+    *,
+    pairs: str | None = None,
+    pipeline_settings: PipelineSpec = None,
+    cache: EmbeddingCache | None = None,
+    workers: int | None = None,
+    progress: ProgressHook | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.str_]]:
+    """The embeddings of the distinct images of a protocol's pairs (where a face was acquired) and
+    their subject ids: the attacker's data of the inversion attack and the data a BioHashing
+    centre is fitted on (use a split whose subjects are not the measured ones: LFW DevTrain)."""
+    if kind == "lfw" and pairs is not None and Path(pairs).is_file():
+        # open_protocol reads a View 1 folder as DevTest with DevTrain for calibration; here the named file is meant
+        from .embedding import embed_protocol
+        from .protocols import read_lfw_protocol
+
+        proto = read_lfw_protocol(pairs, data)
+        emb = embed_protocol(proto, pipeline_settings, cache, workers=workers, progress=progress)
+    else:
+        proto, emb, _ = _protocol_embeddings(kind, data, pairs, pipeline_settings, cache, workers, progress)
+    ka, kb = proto.side_keys()
+    keys = np.concatenate([np.asarray(ka), np.asarray(kb)])
+    subjects = np.concatenate([proto.subject_a, proto.subject_b]).astype(str)
+    _, first = np.unique(keys, return_index=True)
+    x, ok = emb.matrix([str(k) for k in keys[first]])
+    return x[ok], subjects[first][ok]
 
 
 def protect_protocol(
@@ -332,24 +468,19 @@ def protect_protocol(
     workers: int | None = None,
     target_fmr: float = 1e-3,
     progress: ProgressHook | None = None,
+    train: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+    regressors: tuple[str, ...] = ("ridge",),
 ) -> ProtectionEvaluation:
     """:func:`evaluate_protection` on the image pairs of a verification protocol read by
     :func:`~faceprint.evaluation.protocols.open_protocol` (its subject ids give one key per subject).
 
     Pairs with an image where no face was acquired are left out and listed in ``failures``
     (image key → reason). ``cache`` (none by default) keeps the embeddings between runs.
+    ``train``: (embeddings, subject ids) of other people (:func:`protocol_images` of a training
+    split): the inversion attack (:func:`inversion_attack`, one per ``regressors``) is then run
+    with them as the attacker's data against the mated pairs, for the hash methods.
     """
-    from .embedding import embed_protocol
-    from .protocols import VerificationProtocol, open_protocol
-
-    proto = open_protocol(kind, data, pairs=pairs).protocol
-    if not isinstance(proto, VerificationProtocol) or proto.templates is not None:
-        raise ConfigurationError(f"protocol {proto.name!r} does not compare single images; protect eval needs pairs")
-    if proto.subject_a is None or proto.subject_b is None:
-        raise ConfigurationError(
-            f"protocol {proto.name!r} names no subject per image; per-subject keys need them (use lfw or folder)"
-        )
-    emb = embed_protocol(proto, pipeline_settings, cache, workers=workers, progress=progress)
+    proto, emb, model = _protocol_embeddings(kind, data, pairs, pipeline_settings, cache, workers, progress)
     ka, kb = proto.side_keys()
     a, ok_a = emb.matrix(ka)
     b, ok_b = emb.matrix(kb)
@@ -365,5 +496,153 @@ def protect_protocol(
         app_key,
         target_fmr=target_fmr,
     )
+    inv: tuple[Inversion, ...] = ()
+    if train is not None and protector.name in ("biohash", "iom"):
+        m = proto.mated[ok]
+        key = app_key.child("inversion/victim")
+        inv = tuple(
+            inversion_attack(
+                protector, key, train[0], train[1], a[ok][m], b[ok][m], regressor=reg, target_fmr=target_fmr
+            )
+            for reg in regressors
+        )
     dropped = int((~ok).sum())
-    return replace(result, protocol=proto.name, model=str(emb.model), failures=failures, pairs_dropped=dropped)
+    return replace(
+        result, protocol=proto.name, model=str(model), failures=failures, pairs_dropped=dropped, inversion=inv
+    )
+
+
+# ----- irreversibility: the inversion attack ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """How often a reconstructed embedding passes for its victim (ISO/IEC 30136 irreversibility).
+
+    Attributes:
+        regressor: ``"ridge"`` or ``"mlp"``.
+        success_rate: share of victims whose embedding, reconstructed from their protected
+            template, matches their other image at ``threshold``.
+        success_rate_unprotected: the same attack on unprotected templates (the leaked
+            embedding itself is presented: 1 - FNMR at ``threshold``).
+        threshold: the unprotected system's cosine threshold at ``target_fmr``, set on the
+            attacker's own data (all non-mated pairs of it).
+        mean_cosine: mean cosine of reconstruction and true embedding (how close it gets).
+        n_train, n_victims: attacker's embeddings and victims attacked.
+    """
+
+    regressor: str
+    success_rate: float
+    success_rate_unprotected: float
+    threshold: float
+    target_fmr: float
+    mean_cosine: float
+    n_train: int
+    n_victims: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "regressor": self.regressor,
+            "success_rate": round(self.success_rate, 6),
+            "success_rate_unprotected": round(self.success_rate_unprotected, 6),
+            "threshold": round(self.threshold, 6),
+            "target_fmr": self.target_fmr,
+            "mean_cosine_to_true_embedding": round(self.mean_cosine, 6),
+            "n_train": self.n_train,
+            "n_victims": self.n_victims,
+        }
+
+
+def template_features(t: ProtectedTemplates) -> FloatArray:
+    """What a regression sees of protected templates: biohash bits as ±1, iom indices one-hot."""
+    if t.method == "biohash":
+        bits = int(dict(t.settings)["bits"])
+        return np.unpackbits(np.asarray(t.data, np.uint8), axis=1)[:, :bits].astype(np.float64) * 2.0 - 1.0
+    if t.method == "iom":
+        q = int(dict(t.settings)["q"])
+        idx = np.asarray(t.data, np.int64)
+        out = np.zeros((idx.shape[0], idx.shape[1] * q), np.float64)
+        out[np.arange(idx.shape[0])[:, None], np.arange(idx.shape[1]) * q + idx] = 1.0
+        return out
+    raise ConfigurationError(
+        f"no inversion attack for {t.method} templates: their holder decrypts them exactly (ckks), so the "
+        "attacker with the key holds the embedding itself; see the threat model"
+    )
+
+
+def _unit(x: npt.ArrayLike) -> FloatArray:
+    a = np.asarray(x, np.float64)
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)  # type: ignore[no-any-return]
+
+
+def fmr_threshold(embeddings: npt.ArrayLike, subjects: npt.ArrayLike, target_fmr: float) -> float:
+    """The cosine threshold at ``target_fmr`` over every non-mated pair of ``embeddings`` (one per image)."""
+    x = _unit(embeddings)
+    s = np.asarray(subjects).astype(str)
+    _, code = np.unique(s, return_inverse=True)
+    scores = x @ x.T
+    iu = np.triu_indices(len(x), 1)
+    non = scores[iu][code[iu[0]] != code[iu[1]]]
+    if len(non) * target_fmr < 10:
+        raise ConfigurationError(f"{len(non)} non-mated pairs cannot set a threshold at FMR {target_fmr:g}")
+    return float(np.quantile(non, 1.0 - target_fmr, method="higher"))
+
+
+def inversion_attack(
+    protector: TemplateProtector,
+    key: ProtectionKey,
+    train: npt.ArrayLike,
+    train_subjects: npt.ArrayLike,
+    victims: npt.ArrayLike,
+    victims_other: npt.ArrayLike,
+    *,
+    regressor: str = "ridge",
+    target_fmr: float = 1e-3,
+    seed: int = 0,
+    victim_key: ProtectionKey | None = None,
+) -> Inversion:
+    """The attacker of the issue: holds the key and their own faces (identity-disjoint from the
+    victims), protects their faces under the key, and learns the map back to embeddings.
+
+    Args:
+        train: the attacker's embeddings (one per image), ``train_subjects`` their subject ids
+            (for the threshold: every non-mated pair of them).
+        victims: embeddings whose protected templates leaked (row i); ``victims_other``: another
+            image of the same person each (the attack succeeds when the reconstruction of row i
+            matches it at the threshold).
+        regressor: ``"ridge"`` (ridge regression, its penalty chosen by cross-validation on the
+            attacker's data) or ``"mlp"`` (one hidden layer of 512 ReLU units, scikit-learn).
+        victim_key: the key the victims' templates are under, when it is not the attacker's
+            ``key`` (the attacker without the key: the control of the attack).
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.neural_network import MLPRegressor
+
+    if regressor not in ("ridge", "mlp"):
+        raise ConfigurationError(f"unknown regressor {regressor!r}; use 'ridge' or 'mlp'")
+    x_train = np.asarray(train, np.float32)
+    v, other = np.asarray(victims, np.float32), np.asarray(victims_other, np.float32)
+    if len(v) != len(other) or len(v) == 0:
+        raise ConfigurationError("inversion_attack needs victims and victims_other of equal, non-zero length")
+    thr = fmr_threshold(x_train, train_subjects, target_fmr)
+    f_train = template_features(protector.protect(x_train, key))
+    f_victims = template_features(protector.protect(v, victim_key or key))
+    model: Any
+    if regressor == "ridge":
+        model = RidgeCV(alphas=np.logspace(-2, 4, 13))
+    else:
+        model = MLPRegressor(hidden_layer_sizes=(512,), max_iter=300, early_stopping=True, random_state=seed)
+    model.fit(f_train, _unit(x_train))
+    rec = _unit(model.predict(f_victims))
+    success = np.sum(rec * _unit(other), axis=1) >= thr
+    plain = np.sum(_unit(v) * _unit(other), axis=1) >= thr
+    return Inversion(
+        regressor,
+        float(success.mean()),
+        float(plain.mean()),
+        thr,
+        target_fmr,
+        float(np.mean(np.sum(rec * _unit(v), axis=1))),
+        len(x_train),
+        len(v),
+    )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, GalleryError
 from .api import Gallery
 from .calibration import fpir_threshold, open_set_rates
 from .files import GalleryHealth, check_gallery, remove_gallery
@@ -119,6 +119,13 @@ def open_gallery(
         options: backend options (see :class:`SqliteGallery` and :class:`MilvusGallery`).
     """
     kind = backend or backend_for(uri_or_path)
+    from .protected import is_protected_gallery
+
+    if kind == "sqlite" and is_protected_gallery(uri_or_path):
+        raise GalleryError(
+            f"{os.fspath(uri_or_path)} is a protected gallery (template protection): open it with "
+            "faceprint.gallery.protected.open_protected_gallery(path, secret) or the CLI's --secret-file"
+        )
     common: dict[str, Any] = dict(
         create=create, pipeline=pipeline, keep_source_images=keep_source_images, strategy=strategy
     )

@@ -44,6 +44,8 @@ DIR_MODE = 0o700
 #: What a SQLite gallery folder may hold (with the index's temporary files, ``.index-*.tmp``).
 GALLERY_ENTRIES = frozenset(
     {"gallery.sqlite", "gallery.sqlite-wal", "gallery.sqlite-shm", "gallery.sqlite-journal", "index.faiss", "images"}
+    # a protected gallery (gallery/protected.py): its one database and SQLite's side files
+    | {"protected.sqlite", "protected.sqlite-journal", "protected.sqlite-wal", "protected.sqlite-shm"}
 )
 
 
@@ -160,7 +162,7 @@ def remove_gallery(path: str | os.PathLike[str]) -> None:
             f"{p} holds files a faceprint gallery does not write ({', '.join(sorted(foreign)[:5])}); "
             "not removing it: remove it by hand if you are sure"
         )
-    if not (p / "gallery.sqlite").exists() and any(p.iterdir()):
+    if not (p / "gallery.sqlite").exists() and not (p / "protected.sqlite").exists() and any(p.iterdir()):
         raise GalleryError(f"{p} has no gallery database; not removing it")
     shutil.rmtree(p)
 
