@@ -57,6 +57,7 @@ __all__ = [
     "TemplateMismatchError",
     "KeyMismatchError",
     "TamperedTemplateError",
+    "MapMismatchError",
 ]
 
 
@@ -325,3 +326,11 @@ class KeyMismatchError(TemplateMismatchError):
 class TamperedTemplateError(ProtectionError):
     """A protected template's bytes do not pass their integrity check (altered, truncated or
     from another key): it is refused rather than scored."""
+
+
+# --- cross-model embedding maps (faceprint map, issue 16) ------------------------------------------
+
+
+class MapMismatchError(EmbeddingMismatchError):
+    """An embedding map was fitted for other models than the embeddings or gallery it is applied to
+    (model ids ``id@version`` differ): fit a map for these two models with ``faceprint map fit``."""

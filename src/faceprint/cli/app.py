@@ -63,6 +63,7 @@ def exit_code_for(exc: BaseException) -> int:
 
 def _register() -> None:
     from . import cluster, evaluate, explain, gallery, models, protect, quality, recognize, serve
+    from . import map as map_cli
 
     recognize.register(app)
     quality.register(app)
@@ -73,6 +74,7 @@ def _register() -> None:
     app.add_typer(evaluate.app, name="eval")
     app.add_typer(explain.app, name="explain")
     app.add_typer(protect.app, name="protect")
+    app.add_typer(map_cli.app, name="map")
 
 
 _register()
