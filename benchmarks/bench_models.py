@@ -65,29 +65,35 @@ def detections(data: Path) -> dict[str, Any]:
     return out
 
 
-def facenet_vectors(dets: dict[str, Any], padding: float | None = None, threads: int = 1) -> dict[str, np.ndarray]:
-    """path → FaceNet embedding on the same detections (cached per padding)."""
-    pad = alignment.FACENET_PADDING if padding is None else padding
-    f = CACHE / f"view1_facenet_pad{pad:.2f}.npz"
-    if f.is_file():
-        z = np.load(f)
-        return dict(zip(z["paths"].tolist(), z["vectors"], strict=True))
-    from faceprint.embedding.facenet import FaceNetEmbedder
+def facenet_vectors(
+    dets: dict[str, Any], padding: float | None = None, threads: int = 1, only: set[str] | None = None
+) -> dict[str, np.ndarray]:
+    """path → FaceNet embedding on the same detections (cached per padding; ``only``: a subset of paths)."""
     from faceprint.io import load_image
 
-    emb = FaceNetEmbedder(threads=threads)
-    name = f"facenet160-pad{pad:.2f}"
-    alignment.TEMPLATES[name] = alignment.Template(name, 160, "dlib", alignment._dlib_points(160, pad), None)
-    paths = sorted(dets)
-    vecs = []
-    t0 = time.perf_counter()
-    for i in range(0, len(paths), 32):
-        crops = [alignment.align(load_image(p), dets[p][0], name).image for p in paths[i : i + 32]]
-        vecs.append(emb.embed(crops))
-    print(f"facenet pad {pad:.2f}: {len(paths)} faces in {time.perf_counter() - t0:.1f} s")
-    v = np.concatenate(vecs)
-    np.savez(f, paths=np.array(paths), vectors=v)
-    return dict(zip(paths, v, strict=True))
+    pad = alignment.FACENET_PADDING if padding is None else padding
+    f = CACHE / f"view1_facenet_pad{pad:.2f}.npz"
+    have: dict[str, np.ndarray] = {}
+    if f.is_file():
+        z = np.load(f)
+        have = dict(zip(z["paths"].tolist(), z["vectors"], strict=True))
+    todo = sorted(p for p in dets if p not in have and (only is None or p in only))
+    if todo:
+        from faceprint.embedding.facenet import FaceNetEmbedder
+
+        emb = FaceNetEmbedder(threads=threads)
+        name = f"facenet160-pad{pad:.2f}"
+        alignment.TEMPLATES[name] = alignment.Template(name, 160, "dlib", alignment._dlib_points(160, pad), None)
+        t0 = time.perf_counter()
+        for i in range(0, len(todo), 32):
+            part = todo[i : i + 32]
+            crops = [alignment.align(load_image(p), dets[p][0], name).image for p in part]
+            have.update(zip(part, emb.embed(crops), strict=True))
+            if (i // 32) % 20 == 19:  # keep what is done
+                np.savez(f, paths=np.array(sorted(have)), vectors=np.stack([have[p] for p in sorted(have)]))
+        print(f"facenet pad {pad:.2f}: {len(todo)} faces in {time.perf_counter() - t0:.1f} s", flush=True)
+        np.savez(f, paths=np.array(sorted(have)), vectors=np.stack([have[p] for p in sorted(have)]))
+    return {p: v for p, v in have.items() if only is None or p in only}
 
 
 def split_scores(vec: dict[str, np.ndarray], split: str, data: Path) -> dict[str, np.ndarray]:
@@ -112,10 +118,26 @@ def summary(s: dict[str, np.ndarray]) -> str:
 
 
 def cmd_padding(args: argparse.Namespace) -> None:
+    """EER on the DevTrain pairs among its first ``--pairs`` mated and non-mated pairs, per padding."""
     dets = detections(args.data)
+    pairs = read_lfw_pairs(args.data / SPLITS[0])
+    sub = [p for p in pairs if p.mated][: args.pairs] + [p for p in pairs if not p.mated][: args.pairs]
+    only = {str(p.a) for p in sub} | {str(p.b) for p in sub}
     for pad in args.pads:
-        vec = facenet_vectors(dets, pad, threads=args.threads)
-        print(f"pad {pad:.2f}  DevTrain: {summary(split_scores(vec, SPLITS[0], args.data))}")
+        vec = facenet_vectors(dets, pad, threads=args.threads, only=only)
+        m = np.array(
+            [float(vec[str(p.a)] @ vec[str(p.b)]) for p in sub if p.mated and str(p.a) in vec and str(p.b) in vec]
+        )
+        paths = sorted(vec)
+        ident = np.array([Path(p).parent.name for p in paths])
+        e = np.stack([vec[p] for p in paths])
+        iu = np.triu_indices(len(paths), k=1)
+        nm = (e @ e.T)[iu][ident[iu[0]] != ident[iu[1]]]
+        print(
+            f"pad {pad:.2f}  DevTrain subset ({m.size} mated, {nm.size} non-mated): "
+            f"{summary({'mated': m, 'all_nonmated': nm})}",
+            flush=True,
+        )
 
 
 def dlib_cut_vectors(dets: dict[str, Any], fused: Any) -> dict[str, np.ndarray]:
@@ -463,6 +485,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("padding")
     p.add_argument("--pads", type=float, nargs="+", default=[0.25, 0.4, 0.55])
+    p.add_argument("--pairs", type=int, default=300, help="mated and non-mated DevTrain pairs used")
     p.set_defaults(fn=cmd_padding)
     p = sub.add_parser("calibrate")
     p.add_argument("--write", action="store_true", help="store FaceNet's operating points in models.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -113,16 +113,18 @@ def screen(
     images = [str(p) for p in iter_images(inputs)]
     used, va, vb = paired_embeddings(images, pa, pb, select=select)  # type: ignore[arg-type]
     flags, dis = emap.screen(va, vb, quantile=quantile, factor=factor) if used else ([], [])
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"image": images[i], "disagreement": round(float(d), 6), "flagged": bool(f)}
         for i, d, f in zip(used, dis, flags, strict=True)
     ]
-    skipped = [p for i, p in enumerate(images) if i not in set(used)]
+    n_flagged = sum(1 for r in rows if r["flagged"])
+    kept = set(used)
+    skipped = [p for i, p in enumerate(images) if i not in kept]
     if json_out:
         typer.echo(json.dumps({"threshold": threshold, "results": rows, "no_face": skipped}))
     else:
         for r in rows:
             typer.echo(f"{'FLAG' if r['flagged'] else 'ok  '}  {r['disagreement']:.4f}  {r['image']}")
-        typer.echo(f"threshold {threshold:.4f}; {sum(r['flagged'] for r in rows)} of {len(rows)} flagged")
-    if any(r["flagged"] for r in rows):
+        typer.echo(f"threshold {threshold:.4f}; {n_flagged} of {len(rows)} flagged")
+    if n_flagged:
         raise typer.Exit(1)
