@@ -7,7 +7,7 @@
 
 Faces are found once by the default detector (central face, as LFW labels it) and the same
 detections feed both embedders, so the models differ only in alignment and network. Embeddings
-are cached in ``$FACEPRINT_BENCH_CACHE`` (default ``/tmp/facenet``). Non-mated comparisons for
+are cached in ``$FACEPRINT_BENCH_CACHE`` (default ``/tmp/facenet/fixedstd``). Non-mated comparisons for
 calibration are every pair of images of different people among the split's images, as in
 ``benchmarks/calibrate_lfw.py``; DevTest is reported on its 500 + 500 listed pairs and on all
 its image pairs.
@@ -32,7 +32,7 @@ from faceprint.scoring import calibrate, eer, fmr_fnmr, threshold_at_fmr
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lfw_view1"
-CACHE = Path(os.environ.get("FACEPRINT_BENCH_CACHE", "/tmp/facenet"))
+CACHE = Path(os.environ.get("FACEPRINT_BENCH_CACHE", "/tmp/facenet/fixedstd"))
 SPLITS = ("pairsDevTrain.txt", "pairsDevTest.txt")
 
 
