@@ -45,6 +45,23 @@ OPSET = 17
 _DT_FLOAT, _DT_INT32, _DT_INT64 = 1, 3, 9
 
 
+#: The GraphDef fields read here, ``message: field=number:type`` (``*``: repeated; a message named
+#: again continues), with
+#: TensorFlow's field numbers (graph.proto, node_def.proto, attr_value.proto, tensor.proto,
+#: tensor_shape.proto); the parser skips every other field.
+_SCHEMA = """
+Dim: size=1:int64 name=2:string
+Shape: dim=2:*Dim unknown_rank=3:bool
+Tensor: dtype=1:int32 tensor_shape=2:Shape tensor_content=4:bytes
+Tensor: float_val=5:*float int_val=7:*int32 int64_val=10:*int64
+List: s=2:*bytes i=3:*int64 f=4:*float b=5:*bool
+Attr: list=1:List s=2:bytes i=3:int64 f=4:float b=5:bool type=6:int32 shape=7:Shape tensor=8:Tensor
+AttrEntry: key=1:string value=2:Attr
+Node: name=1:string op=2:string input=3:*string device=4:string attr=5:*AttrEntry
+Graph: node=1:*Node
+"""
+
+
 @cache
 def _graphdef_class() -> Any:
     """A protobuf message class for the subset of ``tensorflow.GraphDef`` this module reads.
@@ -58,61 +75,28 @@ def _graphdef_class() -> Any:
     opt, rep = fdp.LABEL_OPTIONAL, fdp.LABEL_REPEATED
     fd = descriptor_pb2.FileDescriptorProto(name="faceprint_tf_graphdef.proto", package="faceprint_tf", syntax="proto3")
 
-    def message(name: str, fields: list[tuple[str, int, int, int, str]]) -> None:
-        m = fd.message_type.add(name=name)
-        for fname, number, ftype, label, type_name in fields:
-            f = m.field.add(name=fname, number=number, type=ftype, label=label)
-            if type_name:
-                f.type_name = f".faceprint_tf.{type_name}"
-
-    i32, i64, f32, b, s, by, msg = (
-        fdp.TYPE_INT32,
-        fdp.TYPE_INT64,
-        fdp.TYPE_FLOAT,
-        fdp.TYPE_BOOL,
-        fdp.TYPE_STRING,
-        fdp.TYPE_BYTES,
-        fdp.TYPE_MESSAGE,
-    )
-    message("Dim", [("size", 1, i64, opt, ""), ("name", 2, s, opt, "")])
-    message("Shape", [("dim", 2, msg, rep, "Dim"), ("unknown_rank", 3, b, opt, "")])
-    message(
-        "Tensor",
-        [
-            ("dtype", 1, i32, opt, ""),
-            ("tensor_shape", 2, msg, opt, "Shape"),
-            ("tensor_content", 4, by, opt, ""),
-            ("float_val", 5, f32, rep, ""),
-            ("int_val", 7, i32, rep, ""),
-            ("int64_val", 10, i64, rep, ""),
-        ],
-    )
-    message("List", [("s", 2, by, rep, ""), ("i", 3, i64, rep, ""), ("f", 4, f32, rep, ""), ("b", 5, b, rep, "")])
-    message(
-        "Attr",
-        [
-            ("list", 1, msg, opt, "List"),
-            ("s", 2, by, opt, ""),
-            ("i", 3, i64, opt, ""),
-            ("f", 4, f32, opt, ""),
-            ("b", 5, b, opt, ""),
-            ("type", 6, i32, opt, ""),
-            ("shape", 7, msg, opt, "Shape"),
-            ("tensor", 8, msg, opt, "Tensor"),
-        ],
-    )
-    message("AttrEntry", [("key", 1, s, opt, ""), ("value", 2, msg, opt, "Attr")])
-    message(
-        "Node",
-        [
-            ("name", 1, s, opt, ""),
-            ("op", 2, s, opt, ""),
-            ("input", 3, s, rep, ""),
-            ("device", 4, s, opt, ""),
-            ("attr", 5, msg, rep, "AttrEntry"),
-        ],
-    )
-    message("Graph", [("node", 1, msg, rep, "Node")])
+    scalars = {
+        "int32": fdp.TYPE_INT32,
+        "int64": fdp.TYPE_INT64,
+        "float": fdp.TYPE_FLOAT,
+        "bool": fdp.TYPE_BOOL,
+        "string": fdp.TYPE_STRING,
+        "bytes": fdp.TYPE_BYTES,
+    }
+    messages: dict[str, Any] = {}
+    for line in _SCHEMA.strip().splitlines():
+        name, _, fields = line.partition(":")
+        if name not in messages:
+            messages[name] = fd.message_type.add(name=name)
+        m = messages[name]
+        for spec in fields.split():
+            fname, _, rest = spec.partition("=")
+            number, _, ftype = rest.partition(":")
+            label = rep if ftype.startswith("*") else opt
+            ftype = ftype.lstrip("*")
+            f = m.field.add(name=fname, number=int(number), label=label, type=scalars.get(ftype, fdp.TYPE_MESSAGE))
+            if ftype not in scalars:
+                f.type_name = f".faceprint_tf.{ftype}"
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fd)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("faceprint_tf.Graph"))
