@@ -106,8 +106,9 @@ def split_scores(vec: dict[str, np.ndarray], split: str, data: Path) -> dict[str
     e = np.stack([vec[p] for p in paths])
     iu = np.triu_indices(len(paths), k=1)
     diff = ident[iu[0]] != ident[iu[1]]
-    allnm = (e @ e.T)[iu][diff].astype(np.float64)
-    return {"mated": mated, "listed": listed, "all_nonmated": allnm}
+    sims = (e @ e.T)[iu]
+    allnm = sims[diff].astype(np.float64)
+    return {"mated": mated, "listed": listed, "all_nonmated": allnm, "all_mated": sims[~diff].astype(np.float64)}
 
 
 def summary(s: dict[str, np.ndarray]) -> str:
@@ -204,13 +205,13 @@ def _write_manifest(updates: dict[str, dict[str, Any]]) -> None:
 
 
 def pair_matrix(vecs: list[dict[str, np.ndarray]], split: str, data: Path, n_nonmated: int, seed: int = 0):  # type: ignore[no-untyped-def]
-    """(scores (N, M), mated (N,)): the split's mated pairs and a sample of its non-mated image pairs."""
+    """(scores (N, M), mated (N,)): the split's mated image pairs and a sample of its non-mated ones."""
     pairs = [p for p in read_lfw_pairs(data / split) if all(str(p.a) in v and str(p.b) in v for v in vecs)]
-    mated = [(str(p.a), str(p.b)) for p in pairs if p.mated]
     paths = sorted({str(p.a) for p in pairs} | {str(p.b) for p in pairs})
     ident = np.array([Path(p).parent.name for p in paths])
     iu = np.triu_indices(len(paths), k=1)
     diff = np.flatnonzero(ident[iu[0]] != ident[iu[1]])
+    mated = [(paths[iu[0][k]], paths[iu[1][k]]) for k in np.flatnonzero(ident[iu[0]] == ident[iu[1]])]
     rng = np.random.default_rng(seed)
     pick = diff if n_nonmated <= 0 or n_nonmated >= diff.size else rng.choice(diff, n_nonmated, replace=False)
     nm = [(paths[iu[0][k]], paths[iu[1][k]]) for k in pick]
@@ -246,8 +247,8 @@ def cmd_report(args: argparse.Namespace) -> None:  # noqa: C901 - one section af
     te = {k: split_scores(v, SPLITS[1], args.data) for k, v in (("dlib", dlib), ("facenet", fn))}
     for k in tr:
         thr = threshold_at_fmr(tr[k]["all_nonmated"], 1e-3)
-        out[k] = _rates(te[k]["mated"], te[k]["all_nonmated"], thr)
-        print(f"{k:>8}: {out[k]}  ({te[k]['mated'].size} mated, {te[k]['all_nonmated'].size} non-mated)")
+        out[k] = _rates(*_ms(te[k]), thr)
+        print(f"{k:>8}: {out[k]}  ({te[k]['all_mated'].size} mated, {te[k]['all_nonmated'].size} non-mated)")
 
     print("== cost per face (aligned crops → embedding, 1 thread, batch 16, same run) ==")
     from faceprint.embedding.dlib_resnet import DlibResNetOnnxEmbedder
@@ -339,13 +340,8 @@ def cmd_report(args: argparse.Namespace) -> None:  # noqa: C901 - one section af
             mapped = dict(
                 zip(sorted(vec[src]), emap.apply(np.stack([vec[src][p] for p in sorted(vec[src])])), strict=True)
             )
-            # cross-model pair: image a by src mapped, image b by dst natively, both ways round
-            m_s, n_s = [], []
-            for p in test_pairs:
-                for a, b in ((str(p.a), str(p.b)), (str(p.b), str(p.a))):
-                    (m_s if p.mated else n_s).append(float(mapped[a] @ vec[dst][b]))
-            cross_all = _cross_all(mapped, vec[dst], test_pairs)
-            r = _rates(np.array(m_s), cross_all)
+            # cross-model comparisons: image a by src, mapped, against image b by dst, natively (both ways round)
+            r = _rates(*_cross(mapped, vec[dst], test_pairs))
             r["tar@fmr1e-3_%"] = round(100 - r["fnmr@fmr1e-3_%"], 2)
             r["alpha"] = emap.alpha
             r["fit_s"] = round(fit_s, 2)
@@ -368,18 +364,21 @@ def cmd_report(args: argparse.Namespace) -> None:  # noqa: C901 - one section af
 
 
 def _ms(s: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return s["mated"], s["all_nonmated"]
+    """DevTest's every mated and every non-mated image pair (as benchmarks/tune_lfw.py reports)."""
+    return s["all_mated"], s["all_nonmated"]
 
 
-def _cross_all(mapped: dict[str, np.ndarray], native: dict[str, np.ndarray], pairs: list[Any]) -> np.ndarray:
-    """Cross-model scores of every non-mated image pair of the split (mapped a vs native b)."""
+def _cross(
+    mapped: dict[str, np.ndarray], native: dict[str, np.ndarray], pairs: list[Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mated, non-mated) cross-model scores of every ordered image pair of the split (mapped a vs native b)."""
     paths = sorted({str(p.a) for p in pairs} | {str(p.b) for p in pairs})
     ident = np.array([Path(p).parent.name for p in paths])
-    a = np.stack([mapped[p] for p in paths])
-    b = np.stack([native[p] for p in paths])
-    s = a @ b.T
+    s = np.stack([mapped[p] for p in paths]) @ np.stack([native[p] for p in paths]).T
+    same = ident[:, None] == ident[None, :]
+    np.fill_diagonal(same, False)
     diff = ident[:, None] != ident[None, :]
-    return s[diff].astype(np.float64)
+    return s[same].astype(np.float64), s[diff].astype(np.float64)
 
 
 def _identities(pairs: list[Any]) -> tuple[list[str], list[str], list[str]]:
