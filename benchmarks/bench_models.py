@@ -477,6 +477,51 @@ def _fusion_entry(fit: dict[str, Any], points: dict[str, Any]) -> dict[str, Any]
     }
 
 
+def cmd_migrate_time(args: argparse.Namespace) -> None:
+    """Migration of an N-template SQLite gallery of synthetic 512-D vectors through a 512 → 128 map,
+    against exporting the same gallery (a full read of every vector, written to one file) in the same run."""
+    import tempfile
+
+    from faceprint.gallery import open_gallery
+    from faceprint.gallery.mapped import migrate_with_map
+    from faceprint.mapping import fit_ridge
+    from faceprint.pipeline import FacePipeline
+
+    rng = np.random.default_rng(0)
+    target = FacePipeline()  # dlib: the map's target model
+    src_tag = "facenet-20180408@synthetic"
+    x = rng.normal(size=(2000, 512)).astype(np.float32)
+    emap = fit_ridge(
+        x, x[:, :128] + 0.1 * rng.normal(size=(2000, 128)), source=src_tag, target=target.model_tag, alpha=1e-3
+    )
+    with tempfile.TemporaryDirectory(dir=args.tmp) as d:
+        g = open_gallery(str(Path(d) / "g"), create=True)
+        vecs = rng.normal(size=(args.n, 512)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        t0 = time.perf_counter()
+        for s in range(0, args.n, 10_000):
+            g.enroll_many(
+                [f"s{i:07d}" for i in range(s, min(s + 10_000, args.n))],
+                vecs[s : s + 10_000],
+                model=src_tag,
+                batch_size=10_000,
+            )
+        getattr(g, "flush", lambda: None)()
+        enrol_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        g.export(Path(d) / "export.npz")
+        export_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rep = migrate_with_map(g, emap, target)
+        getattr(g, "flush", lambda: None)()
+        migrate_s = time.perf_counter() - t0
+        assert rep.migrated == args.n
+    print(
+        f"{args.n} templates: enrol {enrol_s:.1f} s; export (peer) {export_s:.2f} s; "
+        f"migrate --map {migrate_s:.2f} s = {migrate_s / export_s:.2f}x the export"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
@@ -489,6 +534,10 @@ def main() -> None:
     p = sub.add_parser("calibrate")
     p.add_argument("--write", action="store_true", help="store FaceNet's operating points in models.json")
     p.set_defaults(fn=cmd_calibrate)
+    p = sub.add_parser("migrate-time")
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--tmp", default=None, help="folder for the temporary gallery")
+    p.set_defaults(fn=cmd_migrate_time)
     p = sub.add_parser("report")
     p.add_argument("--write", action="store_true", help="store the fused-dlib-facenet entry in models.json")
     p.set_defaults(fn=cmd_report)
