@@ -11,7 +11,7 @@ import numpy.typing as npt
 from ..errors import ImageDimensionError
 from ..types import Embedding
 
-__all__ = ["Embedder", "model_tag", "to_embeddings", "check_crops", "l2_normalise", "manifest_identity"]
+__all__ = ["Embedder", "model_tag", "to_embeddings", "check_crops", "l2_normalise"]
 
 
 @runtime_checkable
@@ -41,15 +41,6 @@ def model_tag(embedder: Embedder) -> str:
     """``model_id@model_version`` of an embedder: the tag stored beside its embeddings and templates
     (:attr:`faceprint.types.Embedding.model` of what it embeds)."""
     return f"{embedder.model_id}@{embedder.model_version}"
-
-
-def manifest_identity(name: str) -> tuple[str, str]:
-    """(model_id, model_version) of a manifest embedder: its name, and its version plus the first
-    12 hex digits of its weights' sha256 (so a changed file never passes for the old model)."""
-    from ..models import get_spec
-
-    spec = get_spec(name)
-    return spec.name, f"{spec.version}-{spec.files[0].sha256[:12]}"
 
 
 def l2_normalise(x: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:

@@ -21,10 +21,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import BackendUnavailableError, ConfigurationError, InvalidEmbeddingError
-from ..models import model_path
+from ..models import manifest_identity, model_path
 from ..onnx_runtime import open_onnx_session
 from ..registry import embedders
-from .base import check_crops, l2_normalise, manifest_identity
+from .base import check_crops, l2_normalise
 
 __all__ = ["DlibResNetEmbedder", "DlibResNetOnnxEmbedder", "MODEL_NAME"]
 

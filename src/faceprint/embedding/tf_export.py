@@ -161,6 +161,10 @@ def read_graphdef(data: bytes, source: str = "<bytes>") -> list[TfNode]:
     return out
 
 
+#: ops handled by :meth:`_Converter._add_dense`
+_DENSE_OPS = ("Reshape", "MatMul", "FusedBatchNorm", "Sum")
+
+
 class _Converter:
     """Walks TensorFlow nodes in order and emits ONNX nodes; 4-D values are NCHW."""
 
@@ -213,6 +217,7 @@ class _Converter:
         return [int(v[1]), int(v[2])]
 
     def add(self, node: TfNode) -> None:  # noqa: C901 - one branch per op, flat on purpose
+        """Emit the ONNX nodes of one TensorFlow node (its inputs are already emitted)."""
         op, name = node.op, node.name
         if op == "Const":
             self.consts[name] = node.attrs["value"]
@@ -277,7 +282,16 @@ class _Converter:
                 if v.endswith("__const") and self.rank[v] > 0:
                     raise self.err(node, "only scalar constants are supported in element-wise ops")
             self.emit({"Add": "Add", "Mul": "Mul", "Maximum": "Max"}[op], [a, b], name, max(self.rank[a], self.rank[b]))
-        elif op == "Reshape":
+        elif op in _DENSE_OPS:
+            self._add_dense(node)
+        else:
+            raise self.err(node, "unsupported operation")
+        self.output = name if op != "Const" else self.output
+
+    def _add_dense(self, node: TfNode) -> None:
+        """The ops after the image layers: reshapes, the bottleneck, its batch norm, the L2 norm."""
+        op, name = node.op, node.name
+        if op == "Reshape":
             x = self.value(node, 0)
             target = self.consts.get(node.inputs[1])
             if target is None:
@@ -316,9 +330,6 @@ class _Converter:
                 raise self.err(node, "only a sum over the last axis of a (N, C) tensor is supported")
             keep = 1 if node.attrs.get("keep_dims") else 0
             self.emit("ReduceSum", [x, self.const(f"{name}/axes", np.array([1], np.int64))], name, 2, keepdims=keep)
-        else:
-            raise self.err(node, "unsupported operation")
-        self.output = name if op != "Const" else self.output
 
 
 def _topological(nodes: list[TfNode], output: str, source: str) -> list[TfNode]:
