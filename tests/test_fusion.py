@@ -117,3 +117,16 @@ def test_fused_model_verifies_and_identifies_at_its_calibrated_threshold(fused_p
     assert g.settings.model == fused_pipe.model_tag and g.settings.dim == 640
     hit = g.identify(b, k=1, threshold=op.threshold)
     assert [c.subject for c in hit.candidates] == ["aaron"]
+
+
+@needs_facenet
+@pytest.mark.slow
+def test_eval_run_takes_the_fused_embedder(tmp_path, capsys) -> None:
+    import json
+
+    from faceprint.cli import main
+
+    args = ["eval", "run", "--protocol", "folder", "--data", str(data_path("faces_small")), "--embedder", "fused"]
+    assert main([*args, "-o", str(tmp_path / "r"), "--workers", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"].startswith("fused-dlib-facenet@") and doc["auc"] > 0.9
