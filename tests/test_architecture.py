@@ -36,6 +36,7 @@ LAYERS = {
     "media": 4,
     "gallery": 5,
     "evaluation": 5,
+    "mapping": 5,
     "testing": 5,
     "cli": 6,
     "service": 6,

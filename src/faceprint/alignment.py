@@ -107,9 +107,15 @@ _DLIB150_ARCFACE5 = np.array(
 )
 
 
+#: padding of the ``"facenet160"`` template (dlib's chip: 0.25)
+FACENET_PADDING = 0.4
+
 TEMPLATES: dict[str, Template] = {
     "dlib150": Template("dlib150", 150, "dlib", _dlib_points(150, 0.25), _DLIB150_ARCFACE5),
     "arcface112": Template("arcface112", 112, "insightface", _arcface_as_dlib5(_ARCFACE_112), _ARCFACE_112),
+    # FaceNet (faceprint.embedding.facenet): dlib's 5-point template at 160×160 with a wider margin,
+    # like FaceNet's MTCNN box + margin; the padding was chosen on LFW View 1 DevTrain (benchmarks/bench_models.py)
+    "facenet160": Template("facenet160", 160, "dlib", _dlib_points(160, FACENET_PADDING), None),
 }
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "MorphError",
     "SameContributorError",
     "LandmarkModelError",
+    "MapMismatchError",
 ]
 
 
@@ -412,3 +413,11 @@ class SameContributorError(MorphError):
 class LandmarkModelError(ModelNotFoundError):
     """The dense (68-point) landmark model a landmark-based morph needs is missing; the message
     names the file and the model's licence restriction."""
+
+
+# --- cross-model embedding maps (faceprint map, issue 16) ------------------------------------------
+
+
+class MapMismatchError(EmbeddingMismatchError):
+    """An embedding map was fitted for other models than the embeddings or gallery it is applied to
+    (model ids ``id@version`` differ): fit a map for these two models with ``faceprint map fit``."""

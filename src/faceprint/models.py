@@ -32,6 +32,7 @@ __all__ = [
     "manifest",
     "get_spec",
     "operating_points_for",
+    "manifest_identity",
     "model_dir",
     "package_dir",
     "resolve_file",
@@ -213,6 +214,13 @@ def get_spec(name: str) -> ModelSpec:
         if parsed != TTA_NONE and parsed == tta:
             return _augmented(specs[base], tta, None)
     raise UnknownModelError("model", name, list(specs))
+
+
+def manifest_identity(name: str) -> tuple[str, str]:
+    """(model_id, model_version) of a manifest embedder: its name, and its version plus the first
+    12 hex digits of its weights' sha256 (so a changed file never passes for the old model)."""
+    spec = get_spec(name)
+    return spec.name, f"{spec.version}-{spec.files[0].sha256[:12]}"
 
 
 def operating_points_for(model_id: str, detector: str | None = None) -> dict[str, OperatingPoint]:

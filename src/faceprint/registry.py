@@ -150,7 +150,12 @@ embedders: Registry[Embedder] = Registry(
     "embedder",
     Embedder,
     "faceprint.embedders",
-    ("faceprint.embedding.dlib_resnet", "faceprint.embedding.onnx_arcface"),
+    (
+        "faceprint.embedding.dlib_resnet",
+        "faceprint.embedding.onnx_arcface",
+        "faceprint.embedding.facenet",
+        "faceprint.embedding.fused",
+    ),
 )
 quality_assessors: Registry[QualityAssessor] = Registry(
     "quality assessor", QualityAssessor, "faceprint.quality_assessors", ("faceprint.quality.fiqa",)

@@ -78,6 +78,7 @@ def _register() -> None:
         serve,
         video,
     )
+    from . import map as map_cli
 
     recognize.register(app)
     video.register(app)
@@ -93,6 +94,7 @@ def _register() -> None:
     app.add_typer(pad.app, name="pad")
     app.add_typer(morph.app, name="morph")
     app.add_typer(anonymize.app, name="anonymize")
+    app.add_typer(map_cli.app, name="map")
 
 
 _register()

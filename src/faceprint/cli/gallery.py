@@ -544,12 +544,26 @@ def migrate(
     workers: WorkersOpt = 1,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    map_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--map",
+            help="Map the stored templates with a fitted map (faceprint map fit) instead of re-embedding images.",
+        ),
+    ] = None,
 ) -> None:
-    """Re-embed every template from its stored source image with a new model (exit 6 if not applied)."""
+    """Re-embed every template from its stored source image with a new model (exit 6 if not applied);
+    with --map, map the stored templates into the new model's space (no images needed)."""
     pipe = _pipeline(detector, embedder)
     assert pipe is not None  # --embedder is required
     with _open(gallery, backend) as g:
-        rep = g.migrate(pipe, drop_unmigratable=drop_unmigratable, workers=workers or None)
+        if map_file is not None:
+            from ..gallery.mapped import migrate_with_map
+            from ..mapping import load_map
+
+            rep = migrate_with_map(g, load_map(map_file), pipe)
+        else:
+            rep = g.migrate(pipe, drop_unmigratable=drop_unmigratable, workers=workers or None)
     summary = (
         f"migrated {rep.migrated} templates to {rep.new_model}"
         if rep.applied

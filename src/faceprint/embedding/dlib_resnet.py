@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import BackendUnavailableError, ConfigurationError, InvalidEmbeddingError
-from ..models import get_spec, model_path
+from ..models import manifest_identity, model_path
 from ..onnx_runtime import open_onnx_session
 from ..registry import embedders
 from .base import check_crops, l2_normalise
@@ -41,9 +41,7 @@ class _DlibResNetBase:
     def __init__(self, *, batch_size: int) -> None:
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be ≥ 1, got {batch_size}")
-        spec = get_spec(MODEL_NAME)
-        self.model_id = spec.name
-        self.model_version = f"{spec.version}-{spec.files[0].sha256[:12]}"
+        self.model_id, self.model_version = manifest_identity(MODEL_NAME)
         self.batch_size = int(batch_size)
         self._path = model_path(MODEL_NAME)
 
