@@ -205,6 +205,15 @@ def _enrol_pairs(args: list[str], folders: bool) -> list[tuple[str, Path]]:
     return pairs
 
 
+PadOpt = Annotated[
+    str | None,
+    typer.Option("--pad", help="Screen faces with this attack detector (minifasnet, mesonet; $FACEPRINT_MODEL_DIR)."),
+]
+RefuseAttacksOpt = Annotated[
+    bool, typer.Option("--refuse-attacks", help="With --pad: refuse faces scored as attacks as failures to enrol.")
+]
+
+
 @app.command("enroll")
 def enroll(
     gallery: GalleryArg,
@@ -229,15 +238,8 @@ def enroll(
             help="largest or central face of each image, or best: only each subject's best image (needs --quality).",
         ),
     ] = "largest",
-    pad: Annotated[
-        str | None,
-        typer.Option(
-            "--pad", help="Screen faces with this attack detector (minifasnet, mesonet; $FACEPRINT_MODEL_DIR)."
-        ),
-    ] = None,
-    refuse_attacks: Annotated[
-        bool, typer.Option("--refuse-attacks", help="With --pad: refuse faces scored as attacks as failures to enrol.")
-    ] = False,
+    pad: PadOpt = None,
+    refuse_attacks: RefuseAttacksOpt = False,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
     secret_file: SecretFileOpt = None,
@@ -251,10 +253,9 @@ def enroll(
     if is_protected(gallery):
         summary, failed = gallery_enroll(gallery, secret_file, pairs)
         _out(summary, json_out, f"enrolled {summary['templates']} protected templates; {len(failed)} failed")
-        for fail in failed:
-            typer.echo(json.dumps({k: v for k, v in fail.items() if k != "exception"}), err=True)
-        if failed:
-            raise typer.Exit(_failure_exit_code([fail["exception"] for fail in failed]))
+        _report_failures(
+            [{k: v for k, v in f.items() if k != "exception"} for f in failed], [f["exception"] for f in failed]
+        )
         return
     with _open(gallery, backend) as g, progress_bar(len(pairs), "enrolling") as advance:
         pipe = _pipeline(
@@ -286,10 +287,18 @@ def enroll(
         json_out,
         f"enrolled {rep.templates} templates of {rep.subjects} subjects; {len(rep.failed)} failed",
     )
-    for f in rep.failed:
-        typer.echo(json.dumps({"subject": f.subject, "image": f.image, "error": f.error}), err=True)
-    if rep.failed:
-        raise typer.Exit(_failure_exit_code([f.exception for f in rep.failed]))
+    _report_failures(
+        [{"subject": f.subject, "image": f.image, "error": f.error} for f in rep.failed],
+        [f.exception for f in rep.failed],
+    )
+
+
+def _report_failures(lines: list[dict[str, Any]], errors: list[BaseException]) -> None:
+    """One JSON line per failed image on stderr, then exit with the failures' code (none: return)."""
+    for line in lines:
+        typer.echo(json.dumps(line), err=True)
+    if errors:
+        raise typer.Exit(_failure_exit_code(errors))
 
 
 def _failure_exit_code(errors: list[BaseException]) -> int:
