@@ -169,6 +169,11 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "pad eval": ["pad", "eval", "--bona-fide", str(tmp / "missing"), "--attack", str(empty), "-o", str(tmp / "p")],
         "pad train": ["pad", "train", "--bona-fide", str(tmp / "missing"), "--attack", str(empty), "-o", str(afile)],
         "video": ["video", str(tmp / "missing.mp4")],
+        "map fit": ["map", "fit", "--from", "facenet", "--to", "dlib-resnet-onnx", "--data", str(tmp / "missing")]
+        + ["-o", str(tmp / "m.npz")],
+        "map info": ["map", "info", str(tmp / "missing.npz")],
+        "map screen": ["map", "screen", str(tmp / "missing.npz"), obama],
+        "gallery rekey": ["gallery", "rekey", nogal],
         "anonymize image": ["anonymize", "image", str(tmp / "missing.jpg")],
         "anonymize eval": ["anonymize", "eval", "--data", str(empty), "--methods", "swirl"],
         "dedup": ["dedup", str(afile), "-o", str(tmp / "d.json")],

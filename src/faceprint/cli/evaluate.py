@@ -159,7 +159,7 @@ GroupsOpt = Annotated[
     typer.Option(
         "--groups",
         metavar="KINDS",
-        help="Per-group error rates on groups predicted by the attribute model (extra faceprint[attributes]): "
+        help="Per-group error rates on groups predicted by the attribute model (needs the attributes extra): "
         "predicted-gender, predicted-age-band, or both comma-separated (intersections). The report says they are "
         "predicted and gives the model's measured error.",
     ),
