@@ -50,7 +50,10 @@ def yunet_dir() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def fast_pipe(yunet_dir: None) -> FacePipeline:
-    return FacePipeline("yunet", quality="fiqa-fast")
+    # the model path as a detector option, not only the environment: worker processes of a pool
+    # started earlier in the session do not see a variable set now
+    model = shared_model_path("yunet", "yunet_s_dynamic.onnx")
+    return FacePipeline("yunet", detector_options={"model": str(model)}, quality="fiqa-fast")
 
 
 # --- bad input: every error names the file and says what it is -----------------------------------
