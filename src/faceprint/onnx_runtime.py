@@ -135,3 +135,32 @@ def float_dtype(type_str: str, path: Path, what: str) -> type[np.floating[Any]]:
     if type_str == "tensor(float16)":
         return np.float16
     raise ModelFormatError(f"{path}: {what} has type {type_str}; expected tensor(float) or tensor(float16)")
+
+
+class GraphParts:
+    """The nodes and initialisers of an ONNX graph being built from numpy weights, with unique
+    value names: what the converters (dlib's ResNet, the attack detectors' networks) share.
+    ``const`` and ``op`` return the name of the value they add."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._count = 0
+
+    def _name(self, prefix: str) -> str:
+        self._count += 1
+        return f"{prefix}_{self._count}"
+
+    def const(self, array: Any, prefix: str = "c") -> str:
+        from onnx import numpy_helper
+
+        name = self._name(prefix)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
+        from onnx import helper
+
+        out = output or self._name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out

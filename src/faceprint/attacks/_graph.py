@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from ..errors import ConfigurationError, ModelNotFoundError, ModelShapeError
 from ..models import model_dir, verify_file
+from ..onnx_runtime import GraphParts
 from ..quality.fiqa import check_image
 from ..types import Detection
 
@@ -25,28 +26,12 @@ OPSET = 17
 BN_EPS_TORCH = 1e-5
 
 
-class GraphBuilder:
+class GraphBuilder(GraphParts):
     """Collects nodes and initialisers; ``const`` and ``op`` return the names of new values."""
 
     def __init__(self, source: str) -> None:
+        super().__init__()
         self.source = source
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-        self._n = 0
-
-    def _name(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}_{self._n}"
-
-    def const(self, array: npt.ArrayLike, prefix: str = "c") -> str:
-        name = self._name(prefix)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
-        out = output or self._name(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
 
     def expect(self, array: npt.NDArray[Any], shape: tuple[int, ...], what: str) -> npt.NDArray[np.float32]:
         """``array`` as float32 when it has ``shape``; else :class:`ModelShapeError`."""

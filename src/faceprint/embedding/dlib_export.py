@@ -49,9 +49,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from ..errors import ModelFormatError, ModelNotFoundError
+from ..onnx_runtime import GraphParts
 
 __all__ = [
     "DlibReader",
@@ -496,7 +497,7 @@ def _out_size(n: int, window: int, stride: int, pad: int) -> int:
     return 1 + (n + 2 * pad - window) // stride
 
 
-class _Converter:
+class _Converter(GraphParts):
     """Translates a :class:`DlibNetwork`, innermost layer first, into ONNX nodes.
 
     Tags and skips: dlib writes no ids, so they are inferred. In dlib's residual blocks a tag
@@ -507,31 +508,14 @@ class _Converter:
     """
 
     def __init__(self, *, feature_outputs: bool = False) -> None:
+        super().__init__()
         self.feature_outputs = feature_outputs
         self.blocks: list[_Value] = []  # each residual block's output (the relu after its add_prev)
         self._after_add = False
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._count = 0
         self._current = _Value("", (0, 0, 0))
         self._pending: _PendingConv | None = None
         self._tags: list[_Value] = []
         self._previous_was_tag = False
-
-    # graph helpers
-    def _name(self, prefix: str) -> str:
-        self._count += 1
-        return f"{prefix}_{self._count}"
-
-    def const(self, array: np.ndarray, prefix: str) -> str:
-        name = self._name(prefix)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
-        out = output or self._name(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
 
     def current(self) -> _Value:
         """The output so far, writing out a pending conv first."""
