@@ -412,3 +412,18 @@ class SameContributorError(MorphError):
 class LandmarkModelError(ModelNotFoundError):
     """The dense (68-point) landmark model a landmark-based morph needs is missing; the message
     names the file and the model's licence restriction."""
+
+
+# --- protected galleries in the REST service (issue 14) ------------------------------------------
+
+
+class ProtectedGalleryError(GalleryError):
+    """The operation is not available on a protected gallery: it holds only protected templates
+    (no embeddings to return, no per-template quality, no source images), so the service answers
+    409 ``protected_gallery`` instead of doing it."""
+
+
+class ProtectionUnavailableError(ServiceUnavailableError):
+    """The server cannot open a protected gallery: it was started without the protection secret
+    (``FACEPRINT_PROTECT_SECRET_FILE``), or with one that does not open that gallery (HTTP 503;
+    never a score). The secret is the server's configuration, never part of a request."""
