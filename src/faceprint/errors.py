@@ -427,3 +427,8 @@ class ProtectionUnavailableError(ServiceUnavailableError):
     """The server cannot open a protected gallery: it was started without the protection secret
     (``FACEPRINT_PROTECT_SECRET_FILE``), or with one that does not open that gallery (HTTP 503;
     never a score). The secret is the server's configuration, never part of a request."""
+
+
+class ProtectionNotConfiguredError(ProtectedGalleryError):
+    """A protected gallery was asked of a server started without a protection secret (HTTP 409
+    ``protection_not_configured``): its operator starts it with ``FACEPRINT_PROTECT_SECRET_FILE``."""

@@ -171,7 +171,9 @@ def test_a_server_without_the_secret_or_with_another_never_scores(make_client: A
             assert listed[0]["status"] == "locked"
             # and it cannot make protected galleries without a secret
             r = _create(other, keys, "new", "iom")
-            assert r.status_code == (503 if secret is None else 201)
+            assert r.status_code == (409 if secret is None else 201), r.text
+            if secret is None:
+                assert r.json()["code"] == "protection_not_configured"
 
 
 def test_the_secret_file_must_be_private(tmp_path: Path) -> None:

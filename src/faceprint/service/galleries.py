@@ -55,6 +55,7 @@ from ..errors import (
     KeyMismatchError,
     ProtectedGalleryError,
     ProtectionKeyError,
+    ProtectionNotConfiguredError,
     ProtectionUnavailableError,
     ServiceUnavailableError,
     SubjectNotFoundError,
@@ -305,7 +306,7 @@ class GalleryManager:
         """A new protected gallery for the workers' model (``embedder``: :func:`embedder_info`)."""
         self._check(name)
         if self.settings.protect_secret is None:
-            raise ProtectionUnavailableError(
+            raise ProtectionNotConfiguredError(
                 "this server has no protection secret, so it cannot create protected galleries: start it with "
                 "FACEPRINT_PROTECT_SECRET_FILE (a 0600 file; `faceprint protect keygen FILE` writes one)"
             )
