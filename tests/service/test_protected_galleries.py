@@ -188,3 +188,32 @@ def test_the_secret_file_must_be_private(tmp_path: Path) -> None:
     assert s.protect_secret == SECRET and SECRET.decode() not in repr(s)
     with pytest.raises(ConfigurationError, match="at least"):
         ServiceSettings(data_dir=tmp_path, protect_secret=b"short")
+
+
+def test_the_service_serves_a_centred_biohash_gallery_made_with_the_library(make_client: Any, pipeline: Any) -> None:
+    """A gallery made outside the service (centred BioHashing, which the service does not fit) in its
+    gallery folder, with the server's secret, is served by the ordinary routes."""
+    from faceprint.gallery.protected import open_protected_gallery
+    from faceprint.protection.biohash import fit_centre
+
+    client, keys, settings = make_client(protect_secret=SECRET)
+    others = [("Adam_Sandler", 1), ("Abel_Pacheco", 1), ("Aaron_Guiel", 1), ("Abdoulaye_Wade", 4)]
+    centre = fit_centre(np.stack([pipeline.embed_one(lfw(n, i)).embedding.vector for n, i in others]))
+    with open_protected_gallery(
+        settings.gallery_dir / "centred", SECRET, protect="biohash", create=True, pipeline=pipeline, centre=centre
+    ):
+        pass
+    for subject, (name, i) in LFW.items():
+        assert _enrol(client, keys, "centred", subject, lfw(name, i)).status_code == 201
+    body = _identify(client, keys, "centred", lfw(*PROBE)).json()
+    assert body["identified"] == "peirsol" and body["threshold"] == pytest.approx(0.63)
+
+
+@pytest.mark.slow
+def test_a_ckks_gallery_is_capped(make_client: Any) -> None:
+    client, keys, _ = make_client(protect_secret=SECRET, ckks_max_templates=1)
+    assert _create(client, keys, "enc", "ckks").status_code == 201
+    assert _enrol(client, keys, "enc", "obama", photo(*OBAMA)).status_code == 201
+    r = _enrol(client, keys, "enc", "biden", photo(*BIDEN))
+    assert r.status_code == 409 and "FACEPRINT_CKKS_MAX_TEMPLATES" in r.json()["detail"]
+    assert client.get("/v1/galleries/enc", headers=keys.header(keys.admin)).json()["templates"] == 1
