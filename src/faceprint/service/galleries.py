@@ -382,35 +382,23 @@ class GalleryManager:
 
     def describe(self, name: str) -> dict[str, Any]:
         pg = self.protected(name)
-        if pg is not None:
-            with self.guard(name):
-                st = pg.stats()
-            return {
-                "name": name,
-                "status": "ok",
-                "model": st.get("model"),
-                "subjects": st.get("subjects"),
-                "templates": st.get("templates"),
-                "keep_source_images": False,
-                "encrypted": st["protection"] == "ckks",
-                "protection": st["protection"],
-                "threshold": st["threshold"],
-                "created_at": None,
-            }
-        g = self.get(name)
+        g = self.get(name) if pg is None else None
         with self.guard(name):
-            st = g.stats()
-        return {
+            st = pg.stats() if pg is not None else g.stats()  # type: ignore[union-attr]
+        out = {
             "name": name,
             "status": "ok",
             "model": st.get("model"),
             "subjects": st.get("subjects"),
             "templates": st.get("templates"),
-            "keep_source_images": st.get("keep_source_images"),
+            "keep_source_images": bool(st.get("keep_source_images")),
             "encrypted": self.encrypted,
-            "protection": None,
-            "created_at": _iso(g.settings.created),
+            "protection": st.get("protection"),
+            "created_at": None if g is None else _iso(g.settings.created),
         }
+        if pg is not None:  # a ckks gallery's templates are encrypted; the vault holds no protected one
+            out.update(encrypted=pg.method == "ckks", threshold=pg.threshold)
+        return out
 
     def listing(self, names: Sequence[str]) -> list[dict[str, Any]]:
         """:meth:`describe` of each gallery; a damaged one is listed with ``status: "damaged"``."""
