@@ -421,3 +421,23 @@ class LandmarkModelError(ModelNotFoundError):
 class MapMismatchError(EmbeddingMismatchError):
     """An embedding map was fitted for other models than the embeddings or gallery it is applied to
     (model ids ``id@version`` differ): fit a map for these two models with ``faceprint map fit``."""
+
+
+# --- protected galleries in the REST service (issue 14) ------------------------------------------
+
+
+class ProtectedGalleryError(GalleryError):
+    """The operation is not available on a protected gallery: it holds only protected templates
+    (no embeddings to return, no per-template quality, no source images), so the service answers
+    409 ``protected_gallery`` instead of doing it."""
+
+
+class ProtectionUnavailableError(ServiceUnavailableError):
+    """The server cannot open a protected gallery: it was started without the protection secret
+    (``FACEPRINT_PROTECT_SECRET_FILE``), or with one that does not open that gallery (HTTP 503;
+    never a score). The secret is the server's configuration, never part of a request."""
+
+
+class ProtectionNotConfiguredError(ProtectedGalleryError):
+    """A protected gallery was asked of a server started without a protection secret (HTTP 409
+    ``protection_not_configured``): its operator starts it with ``FACEPRINT_PROTECT_SECRET_FILE``."""

@@ -460,6 +460,57 @@ class ProtectedGallery:
             self._index = None
         return len(t)
 
+    def enroll_embeddings(self, subject: str, embeddings: npt.ArrayLike, *, model: str | None = None) -> list[int]:
+        """Protect embeddings computed elsewhere (e.g. the REST service's inference workers) and store
+        only the protected templates; returns their template ids. ``model``: the ``model_id@version``
+        they come from, refused (:class:`~faceprint.errors.EmbeddingMismatchError`) when not the
+        gallery's. The plain vectors are never written. A gallery that keeps source images needs
+        :meth:`enroll` (the images), not this."""
+        from ..errors import EmbeddingMismatchError
+
+        name = check_subject_name(subject)
+        s = self._settings
+        if s.keep_source_images:
+            raise GalleryError(f"gallery {self.path} keeps source images: enrol the images, not embeddings")
+        if model is not None and s.model is not None and model != s.model:
+            raise EmbeddingMismatchError(f"gallery {self.path} holds templates of {s.model}, not {model}")
+        x = np.asarray(embeddings, np.float32)
+        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != int(s.dim or 0):
+            raise EmbeddingMismatchError(f"expected (n, {s.dim}) embeddings, got shape {x.shape}")
+        t = self._protector.protect(x, self._key)
+        del x
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("INSERT OR IGNORE INTO subjects (name) VALUES (?)", (name,))
+                sid = self._conn.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()[0]
+                ids = [
+                    int(
+                        self._conn.execute(
+                            "INSERT INTO templates (subject_id, template, source) VALUES (?, ?, NULL)", (sid, blob)
+                        ).lastrowid
+                        or 0
+                    )
+                    for blob in self._rows(t)
+                ]
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._index = None
+        return ids
+
+    def subject(self, subject: str) -> ProtectedSubject:
+        """One subject and its template count."""
+        row = self._conn.execute(
+            "SELECT s.name, COUNT(t.id) FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id "
+            "WHERE s.name = ? GROUP BY s.id",
+            (subject,),
+        ).fetchone()
+        if row is None:
+            raise SubjectNotFoundError(f"no subject {subject!r} in {self.path}")
+        return ProtectedSubject(str(row[0]), int(row[1]))
+
     def remove(self, subject: str) -> int:
         """Delete a subject, its templates and stored images no other template uses; returns the templates removed."""
         with self._lock:

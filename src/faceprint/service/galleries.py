@@ -14,6 +14,16 @@ A damaged gallery (its SQLite database cannot be read) raises
 shows it with ``status: "damaged"``, and an admin can delete it, which removes its folder
 without opening it.
 
+A *protected* gallery (``POST /v1/galleries`` with ``protect``: ``biohash``, ``iom`` or ``ckks``;
+:mod:`faceprint.gallery.protected`) lives in ``DATA_DIR/galleries/<name>/protected.sqlite`` and
+holds only protected templates. Its key derives from the server's protection secret
+(``ServiceSettings.protect_secret``, from ``FACEPRINT_PROTECT_SECRET_FILE``), which never travels
+in a request: the same routes enrol, list, remove, identify and verify on it. Without that
+secret, or with another one, its requests answer 503 ``protection_unavailable`` (never a score);
+operations that need plain templates answer 409 ``protected_gallery``. A CKKS gallery is
+searched by a linear encrypted scan (about 25-30 ms per template on one core): it is capped at
+``ckks_max_templates`` templates, and one scan runs at a time per gallery (another answers 503).
+
 Error messages from here never show server paths: the gallery library's messages name its
 folder, so the errors a client can cause are re-raised with the gallery's *name*.
 """
@@ -42,16 +52,23 @@ from ..errors import (
     GalleryError,
     GalleryExistsError,
     GalleryNotFoundError,
+    KeyMismatchError,
+    ProtectedGalleryError,
+    ProtectionKeyError,
+    ProtectionNotConfiguredError,
+    ProtectionUnavailableError,
+    ServiceUnavailableError,
     SubjectNotFoundError,
 )
-from ..gallery import Gallery, IdentifyResult, Subject, Template, open_gallery, split_model_tag
+from ..gallery import Gallery, IdentifyResult, Template, open_gallery, split_model_tag
 from ..gallery.files import remove_gallery
+from ..gallery.protected import PROTECTED_DB, ProtectedGallery, open_protected_gallery
 from ..types import BBox, Decision, Embedding, Face
 from .auth import GALLERY_NAME_RE
 from .crypto import EncryptedTemplateStore, TemplateCipher
 from .settings import ServiceSettings, ensure_private_dir
 
-__all__ = ["GalleryManager", "ram_dir", "VAULT_NAME"]
+__all__ = ["GalleryManager", "ram_dir", "VAULT_NAME", "embedder_info"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +121,8 @@ class GalleryManager:
         self.settings = settings
         self._lock = threading.RLock()
         self._open: dict[str, Gallery] = {}
+        self._protected: dict[str, ProtectedGallery] = {}
+        self._scans: dict[str, threading.BoundedSemaphore] = defaultdict(lambda: threading.BoundedSemaphore(1))
         self.vault: EncryptedTemplateStore | None = None
         self.work_dir: Path | None = None
         self._work_lock: int | None = None
@@ -137,6 +156,24 @@ class GalleryManager:
                     "an empty gallery list"
                 )
             ensure_private_dir(settings.gallery_dir, "gallery folder")
+        self._check_protected()
+
+    def _protected_names(self) -> list[str]:
+        root = self.settings.gallery_dir
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if GALLERY_NAME_RE.match(p.name) and (p / PROTECTED_DB).is_file())
+
+    def _check_protected(self) -> None:
+        """Say at start-up, in the log, which protected galleries this server's secret cannot open
+        (their requests then answer 503; the other galleries keep working)."""
+        for name in self._protected_names():
+            try:
+                self.protected(name)
+            except ProtectionUnavailableError as exc:
+                log.error("%s", exc)
+            except CorruptStoreError as exc:
+                log.error("protected gallery %r is damaged: %s", name, exc)
 
     def _plain_galleries(self) -> list[str]:
         root = self.settings.gallery_dir
@@ -171,12 +208,53 @@ class GalleryManager:
 
     def names(self) -> list[str]:
         if self.vault is not None:
-            return sorted(self.vault.galleries())
+            return sorted({*self.vault.galleries(), *self._protected_names()})
         root = self.settings.gallery_dir
-        return sorted(p.name for p in root.iterdir() if GALLERY_NAME_RE.match(p.name) and (p / _DB).is_file())
+        plain = [p.name for p in root.iterdir() if GALLERY_NAME_RE.match(p.name) and (p / _DB).is_file()]
+        return sorted({*plain, *self._protected_names()})
 
     def exists(self, name: str) -> bool:
-        return name in self._open or (GALLERY_NAME_RE.match(name) is not None and (self._path(name) / _DB).is_file())
+        return (
+            name in self._open
+            or self.is_protected(name)
+            or (GALLERY_NAME_RE.match(name) is not None and (self._path(name) / _DB).is_file())
+        )
+
+    def is_protected(self, name: str) -> bool:
+        return name in self._protected or (
+            GALLERY_NAME_RE.match(name) is not None and (self.settings.gallery_dir / name / PROTECTED_DB).is_file()
+        )
+
+    def protected(self, name: str) -> ProtectedGallery | None:
+        """The protected gallery ``name`` opened with the server's secret; None when ``name`` is not one.
+
+        Raises :class:`ProtectionUnavailableError` (503) without the secret or with another one."""
+        with self._lock:
+            pg = self._protected.get(name)
+            if pg is not None or not self.is_protected(name):
+                return pg
+            secret = self.settings.protect_secret
+            if secret is None:
+                raise ProtectionUnavailableError(
+                    f"gallery {name!r} is protected and this server has no protection secret: start it with "
+                    "FACEPRINT_PROTECT_SECRET_FILE (a 0600 file holding the gallery's secret)",
+                    retry_after=None,
+                )
+            with self.guard(name):
+                try:
+                    pg = open_protected_gallery(self.settings.gallery_dir / name, secret, create=False)
+                except (KeyMismatchError, ProtectionKeyError):
+                    raise ProtectionUnavailableError(
+                        f"this server's protection secret does not open gallery {name!r} (its templates are under "
+                        "another key): start the server with that gallery's secret"
+                    ) from None
+            self._protected[name] = pg
+            return pg
+
+    def keeps_source_images(self, name: str) -> bool:
+        if self.is_protected(name):
+            return False
+        return bool(self.get(name).settings.keep_source_images)
 
     @staticmethod
     def _damaged(name: str) -> CorruptStoreError:
@@ -209,6 +287,8 @@ class GalleryManager:
                 return g
             if not self.exists(name):
                 raise GalleryNotFoundError(f"no gallery {name!r}: an admin creates it with POST /v1/galleries")
+            if self.is_protected(name):
+                raise ProtectedGalleryError(f"gallery {name!r} is protected; this operation needs a plain gallery")
             with self.guard(name):
                 try:
                     g = open_gallery(self._path(name), create=False, synchronous=self._sync_mode())
@@ -221,6 +301,39 @@ class GalleryManager:
 
     def _sync_mode(self) -> str:
         return "normal" if self.encrypted else "full"  # RAM galleries are rebuilt from the vault
+
+    def create_protected(self, name: str, method: str, embedder: dict[str, Any]) -> ProtectedGallery:
+        """A new protected gallery for the workers' model (``embedder``: :func:`embedder_info`)."""
+        self._check(name)
+        if self.settings.protect_secret is None:
+            raise ProtectionNotConfiguredError(
+                "this server has no protection secret, so it cannot create protected galleries: start it with "
+                "FACEPRINT_PROTECT_SECRET_FILE (a 0600 file; `faceprint protect keygen FILE` writes one)"
+            )
+        with self._lock:
+            if self.exists(name):
+                raise GalleryExistsError(f"a gallery {name!r} already exists")
+            ensure_private_dir(self.settings.gallery_dir, "gallery folder")
+            described = SimpleNamespace(
+                embedder=SimpleNamespace(
+                    model_id=embedder["model_id"], model_version=embedder["model_version"], dim=embedder["dim"]
+                ),
+                detector_spec=self.settings.detector,
+                embedder_spec=self.settings.embedder,
+                detector_options=dict(self.settings.detector_options),
+                embedder_options=dict(self.settings.embedder_options),
+                max_pixels=self.settings.max_pixels,
+            )
+            pg = open_protected_gallery(
+                self.settings.gallery_dir / name,
+                self.settings.protect_secret,
+                protect=method,
+                create=True,
+                pipeline=described,
+                keep_source_images=False,
+            )
+            self._protected[name] = pg
+            return pg
 
     def create(self, name: str, *, keep_source_images: bool | None = None) -> Gallery:
         self._check(name)
@@ -251,8 +364,14 @@ class GalleryManager:
                 raise GalleryNotFoundError(f"no gallery {name!r}")
             try:
                 n: int | None = int(self.describe(name).get("templates") or 0)
-            except CorruptStoreError:
+            except (CorruptStoreError, ProtectionUnavailableError):
                 n = None
+            if self.is_protected(name):
+                pg = self._protected.pop(name, None)
+                if pg is not None:
+                    pg.close()
+                remove_gallery(self.settings.gallery_dir / name)
+                return n
             g = self._open.pop(name, None)
             if g is not None:
                 g.close()
@@ -262,19 +381,24 @@ class GalleryManager:
             return n
 
     def describe(self, name: str) -> dict[str, Any]:
-        g = self.get(name)
+        pg = self.protected(name)
+        g = self.get(name) if pg is None else None
         with self.guard(name):
-            st = g.stats()
-        return {
+            st = pg.stats() if pg is not None else g.stats()  # type: ignore[union-attr]
+        out = {
             "name": name,
             "status": "ok",
             "model": st.get("model"),
             "subjects": st.get("subjects"),
             "templates": st.get("templates"),
-            "keep_source_images": st.get("keep_source_images"),
+            "keep_source_images": bool(st.get("keep_source_images")),
             "encrypted": self.encrypted,
-            "created_at": _iso(g.settings.created),
+            "protection": st.get("protection"),
+            "created_at": None if g is None else _iso(g.settings.created),
         }
+        if pg is not None:  # a ckks gallery's templates are encrypted; the vault holds no protected one
+            out.update(encrypted=pg.method == "ckks", threshold=pg.threshold)
+        return out
 
     def listing(self, names: Sequence[str]) -> list[dict[str, Any]]:
         """:meth:`describe` of each gallery; a damaged one is listed with ``status: "damaged"``."""
@@ -284,20 +408,26 @@ class GalleryManager:
                 out.append(self.describe(name))
             except CorruptStoreError as exc:
                 out.append({"name": name, "status": "damaged", "problem": str(exc), "encrypted": self.encrypted})
+            except ProtectionUnavailableError as exc:  # listed, not hidden: an admin sees why it is locked
+                out.append({"name": name, "status": "locked", "problem": str(exc), "protection": "unknown"})
         return out
 
     # --- subjects -------------------------------------------------------------------------
 
-    def subjects(self, name: str, *, limit: int, offset: int) -> tuple[list[Subject], int]:
+    def subjects(self, name: str, *, limit: int, offset: int) -> tuple[list[Any], int]:
+        pg = self.protected(name)
+        if pg is not None:
+            with self.guard(name):
+                return pg.subjects(limit=limit, offset=offset), len(pg)
         g = self.get(name)
         with self.guard(name):
             return g.subjects(limit=limit, offset=offset), len(g)
 
-    def subject(self, name: str, subject: str) -> Subject:
-        g = self.get(name)
+    def subject(self, name: str, subject: str) -> Any:
+        pg = self.protected(name)
         try:
             with self.guard(name):
-                return g.subject(subject)
+                return pg.subject(subject) if pg is not None else self.get(name).subject(subject)
         except SubjectNotFoundError:
             raise SubjectNotFoundError(f"no subject {subject!r} in gallery {name!r}") from None
 
@@ -312,7 +442,11 @@ class GalleryManager:
         qualities: Sequence[float | None] | None = None,
     ) -> list[Template]:
         """Add templates computed by the service's pipeline (one transaction; the vault too when
-        encrypted), with their faces' quality when the service assesses it."""
+        encrypted), with their faces' quality when the service assesses it. A protected gallery
+        stores only their protected templates (returned as objects with an ``id``)."""
+        pg = self.protected(name)
+        if pg is not None:
+            return self._enroll_protected(name, pg, subject, embeddings)  # type: ignore[return-value]
         g = self.get(name)
         quals = list(qualities) if qualities is not None else [None] * len(embeddings)
         try:
@@ -343,6 +477,24 @@ class GalleryManager:
                 raise
         return templates
 
+    def _enroll_protected(
+        self, name: str, pg: ProtectedGallery, subject: str, embeddings: Sequence[Embedding]
+    ) -> list[SimpleNamespace]:
+        cap = self.settings.ckks_max_templates
+        if pg.method == "ckks" and int(pg.stats()["templates"]) + len(embeddings) > cap:
+            raise ProtectedGalleryError(
+                f"gallery {name!r} is a CKKS gallery, searched by a linear encrypted scan (about 25-30 ms per "
+                f"template): this server caps it at {cap} templates (FACEPRINT_CKKS_MAX_TEMPLATES)"
+            )
+        try:
+            with self.guard(name):
+                ids = pg.enroll_embeddings(subject, [e.vector for e in embeddings], model=embeddings[0].model)
+        except EmbeddingMismatchError:
+            raise EmbeddingMismatchError(
+                f"gallery {name!r} holds templates of another model than {embeddings[0].model}"
+            ) from None
+        return [SimpleNamespace(id=i) for i in ids]
+
     def enroll_images(self, name: str, subject: str, images: Sequence[bytes], faces: Sequence[Face]) -> list[Template]:
         """Enrol through the gallery itself, which keeps the source images (galleries created so).
 
@@ -357,13 +509,13 @@ class GalleryManager:
             raise EmbeddingMismatchError(f"gallery {name!r} holds templates of another model") from None
 
     def remove_subject(self, name: str, subject: str) -> int:
-        g = self.get(name)
+        pg = self.protected(name)
         try:
             with self.guard(name):
-                n = g.remove(subject)
+                n = pg.remove(subject) if pg is not None else self.get(name).remove(subject)
         except SubjectNotFoundError:
             raise SubjectNotFoundError(f"no subject {subject!r} in gallery {name!r}") from None
-        if self.vault is not None:
+        if self.vault is not None and pg is None:
             self.vault.remove_subject(name, subject)
         return n
 
@@ -383,6 +535,14 @@ class GalleryManager:
         own operating threshold but not lower it: a lower value is raised to it, and
         ``threshold_source`` says so. Without that, a low threshold would list every subject.
         ``min_template_quality``: as :meth:`Gallery.identify` (it only ever removes candidates)."""
+        pg = self.protected(name)
+        if pg is not None:
+            if min_template_quality is not None:
+                raise ProtectedGalleryError(
+                    f"gallery {name!r} is protected: its templates carry no quality, so min_template_quality "
+                    "cannot apply"
+                )
+            return self._identify_protected(name, pg, probe, k, threshold, floor=floor)
         g = self.get(name)
         try:
             with self.guard(name):
@@ -400,11 +560,73 @@ class GalleryManager:
         kept = [c for c in r.candidates if c.score >= threshold]
         return replace(r, candidates=kept, threshold=float(threshold), threshold_source="explicit")
 
+    def _check_model(self, name: str, pg: ProtectedGallery, probe: Embedding) -> None:
+        model = pg.stats().get("model")
+        if model is not None and probe.model != model:
+            raise EmbeddingMismatchError(f"gallery {name!r} holds templates of {model}, not {probe.model}")
+
+    @contextmanager
+    def _scan(self, name: str, pg: ProtectedGallery) -> Iterator[None]:
+        """One CKKS scan at a time per gallery (its cost grows with the gallery); another answers 503."""
+        if pg.method != "ckks":
+            yield
+            return
+        sem = self._scans[name]
+        if not sem.acquire(blocking=False):
+            raise ServiceUnavailableError(
+                f"gallery {name!r} is a CKKS gallery and is scanning for another request; retry shortly",
+                retry_after=2,
+            )
+        try:
+            yield
+        finally:
+            sem.release()
+
+    def _identify_protected(
+        self, name: str, pg: ProtectedGallery, probe: Embedding, k: int, threshold: float | None, *, floor: bool
+    ) -> IdentifyResult:
+        """:meth:`identify` on a protected gallery: the probe is protected under the gallery key and
+        searched there; the same threshold rules (below admin, ``threshold`` can only raise the gallery's)."""
+        from ..gallery.values import Candidate
+
+        self._check_model(name, pg, probe)
+        own = pg.threshold
+        default = f"protected gallery default ({pg.method})"
+        if threshold is None:
+            thr, source = own, default
+        elif floor and not threshold > own:
+            thr, source = own, f"{default} (the requested {threshold:g} is lower: {_FLOOR_NOTE})"
+        else:
+            thr, source = float(threshold), "explicit"
+        with self.guard(name), self._scan(name, pg):
+            r = pg.identify(probe.vector, k, threshold=thr)
+        kept = [c for c in r.candidates if c.score >= thr]
+        return IdentifyResult(
+            candidates=[Candidate(c.subject, c.score, i + 1, -1, 0) for i, c in enumerate(kept)],
+            threshold=thr,
+            threshold_source=source,
+            strategy="max",
+            model=probe.model,
+            k=k,
+        )
+
     def verify(
         self, name: str, subject: str, probe: Embedding, threshold: float | None, *, floor: bool = False
     ) -> Decision:
         """1:1 against an enrolled subject; ``floor`` as in :meth:`identify` (against the model's
-        calibrated 1:1 threshold)."""
+        calibrated 1:1 threshold, or a protected gallery's own)."""
+        pg = self.protected(name)
+        if pg is not None:
+            self._check_model(name, pg, probe)
+            own = pg.threshold
+            thr = own if threshold is None or (floor and not threshold > own) else float(threshold)
+            try:
+                with self.guard(name), self._scan(name, pg):
+                    match, score = pg.verify(probe.vector, subject, threshold=thr)
+            except SubjectNotFoundError:
+                raise SubjectNotFoundError(f"no subject {subject!r} with templates in gallery {name!r}") from None
+            point = f"protected-{pg.method}" if thr == own else "custom"
+            return Decision(score, thr, point, float("nan"), match, probe.model)
         g = self.get(name)
         try:
             with self.guard(name):
@@ -440,6 +662,9 @@ class GalleryManager:
 
     def close(self) -> None:
         with self._lock:
+            for pg in self._protected.values():
+                pg.close()
+            self._protected.clear()
             for name, g in list(self._open.items()):
                 try:
                     g.close()
@@ -452,6 +677,13 @@ class GalleryManager:
             if self._work_lock is not None:
                 os.close(self._work_lock)
                 self._work_lock = None
+
+
+def embedder_info(pipe: Any) -> dict[str, Any]:
+    """Run in an inference worker: the model id, version and dimension of its embedder (what a new
+    protected gallery is fixed to), without loading a model in the server process."""
+    e = pipe.embedder
+    return {"model_id": e.model_id, "model_version": e.model_version, "dim": int(e.dim)}
 
 
 class _FoundFaces:

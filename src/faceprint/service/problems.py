@@ -59,6 +59,7 @@ ERROR_CODES: dict[type[BaseException], ProblemSpec] = {
     E.SubjectNotFoundError: ProblemSpec(404, "subject_not_found", "Subject not found"),
     E.SubjectExistsError: ProblemSpec(409, "subject_exists", "Subject already exists"),
     E.CorruptStoreError: ProblemSpec(500, "corrupt_store", "Damaged data file"),
+    E.ProtectedGalleryError: ProblemSpec(409, "protected_gallery", "Not available on a protected gallery"),
     E.GalleryError: ProblemSpec(500, "gallery_error", "Gallery error"),
 }
 

@@ -210,12 +210,20 @@ class GalleryCreate(BaseModel):
     keep_source_images: bool | None = Field(
         None, description="keep enrolled photos on disk (default: the service setting, normally false)"
     )
+    protect: Literal["biohash", "iom", "ckks"] | None = Field(
+        None,
+        description="store only protected templates (docs/template-protection.md): biohash or iom (cancelable "
+        "hashes, Hamming search) or ckks (encrypted, linear scan); the key derives from the server's secret "
+        "(FACEPRINT_PROTECT_SECRET_FILE), never sent in a request. Fixed at creation.",
+    )
 
 
 class GalleryOut(BaseModel):
     name: str
-    status: Literal["ok", "damaged"] = Field(
-        "ok", description="damaged: its data cannot be read (see problem); an admin can delete it"
+    status: Literal["ok", "damaged", "locked"] = Field(
+        "ok",
+        description="damaged: its data cannot be read (see problem); an admin can delete it. locked: a "
+        "protected gallery this server's protection secret does not open",
     )
     problem: str | None = Field(None, description="what is wrong with a damaged gallery")
     model: str | None = None
@@ -223,6 +231,8 @@ class GalleryOut(BaseModel):
     templates: int | None = None
     keep_source_images: bool | None = None
     encrypted: bool | None = None
+    protection: str | None = Field(None, description="biohash, iom or ckks for a protected gallery; null: plain")
+    threshold: float | None = Field(None, description="a protected gallery's decision threshold on its own score")
     created_at: str | None = None
 
 

@@ -16,10 +16,20 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..pipeline import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 
-__all__ = ["ServiceSettings", "default_data_dir", "ensure_private_dir", "load_template_key", "TEMPLATE_KEY_ENV"]
+__all__ = [
+    "ServiceSettings",
+    "default_data_dir",
+    "ensure_private_dir",
+    "load_template_key",
+    "load_protect_secret",
+    "TEMPLATE_KEY_ENV",
+    "PROTECT_SECRET_ENV",
+]
 
 #: Environment variable holding the AES-256-GCM key for templates at rest (base64 or hex, 32 bytes).
 TEMPLATE_KEY_ENV = "FACEPRINT_TEMPLATE_KEY"
+#: Environment variable holding the secret of protected galleries (``…_FILE``: a 0600 file holding it).
+PROTECT_SECRET_ENV = "FACEPRINT_PROTECT_SECRET"
 
 
 def default_data_dir() -> Path:
@@ -98,6 +108,13 @@ class ServiceSettings:
             workers' model directory (``FACEPRINT_MODEL_DIR``). None (default): off.
         refuse_attacks: with ``pad``, refuse a photo whose face scores as an attack at enrolment,
             verify and identify (422 ``attack_detected``, nothing enrolled). Default False: report only.
+        protect_secret: the secret of the service's protected galleries (``faceprint gallery create
+            --protect``; docs/template-protection.md), see :func:`load_protect_secret`. It never
+            travels in a request. None: protected galleries cannot be created or opened (their
+            requests answer 503 ``protection_unavailable``).
+        ckks_max_templates: most templates a CKKS protected gallery may hold. Its search is a linear
+            encrypted scan, about 25-30 ms per template on one core (benchmarks/RESULTS.md), so the
+            default 500 bounds one identify to about 15 s; one scan runs at a time per gallery.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -127,6 +144,8 @@ class ServiceSettings:
     min_quality: float | None = None
     pad: str | None = None
     refuse_attacks: bool = False
+    protect_secret: bytes | None = field(default=None, repr=False)
+    ckks_max_templates: int = 500
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -137,6 +156,7 @@ class ServiceSettings:
             "max_images_per_request",
             "max_pending",
             "max_pending_per_key",
+            "ckks_max_templates",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -154,6 +174,14 @@ class ServiceSettings:
             raise ConfigurationError("rate_limit_burst and auth_failures_per_minute must be at least 1")
         if self.template_key is not None and len(self.template_key) != 32:
             raise ConfigurationError("template_key must be 32 bytes (AES-256-GCM)")
+        if self.protect_secret is not None:
+            from ..protection.base import MIN_SECRET_BYTES
+
+            if not isinstance(self.protect_secret, bytes) or len(self.protect_secret.strip()) < MIN_SECRET_BYTES:
+                raise ConfigurationError(
+                    f"protect_secret must be at least {MIN_SECRET_BYTES} bytes "
+                    "(faceprint protect keygen FILE writes a good one)"
+                )
         if self.quality is not None:
             from ..registry import quality_assessors
 
@@ -199,12 +227,12 @@ class ServiceSettings:
         """Settings from ``FACEPRINT_<NAME>`` variables (e.g. ``FACEPRINT_MAX_PIXELS``), then ``overrides``.
 
         The template key comes from ``FACEPRINT_TEMPLATE_KEY`` or the file named by
-        ``FACEPRINT_TEMPLATE_KEY_FILE``.
+        ``FACEPRINT_TEMPLATE_KEY_FILE``; the protection secret from :func:`load_protect_secret`.
         """
         env = dict(os.environ if env is None else env)
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name in ("template_key", "detector_options", "embedder_options"):
+            if f.name in ("template_key", "protect_secret", "detector_options", "embedder_options"):
                 continue
             raw = env.get(f"FACEPRINT_{f.name.upper()}")
             if raw is None or raw == "":
@@ -213,6 +241,9 @@ class ServiceSettings:
         key = load_template_key(env)
         if key is not None:
             kwargs["template_key"] = key
+        secret = load_protect_secret(env)
+        if secret is not None:
+            kwargs["protect_secret"] = secret
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -273,3 +304,27 @@ def load_template_key(env: dict[str, str] | None = None) -> bytes | None:
             raise ConfigurationError(f"cannot read the template key file {path}: {exc.strerror or exc}") from exc
         return _decode_key(content, f"template key file {path}")
     return None
+
+
+def load_protect_secret(env: dict[str, str] | None = None) -> bytes | None:
+    """The secret of protected galleries: the file named by ``FACEPRINT_PROTECT_SECRET_FILE`` (trailing
+    newline dropped; refused unless only its owner can read it, mode 0600 or 0400), else
+    ``FACEPRINT_PROTECT_SECRET``; None when neither is set."""
+    import stat
+
+    env = dict(os.environ if env is None else env)
+    path = env.get(PROTECT_SECRET_ENV + "_FILE")
+    if path:
+        try:
+            mode = Path(path).stat().st_mode
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the protection secret file {path}: {exc.strerror or exc}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigurationError(
+                f"the protection secret file {path} can be read by other users (mode {stat.S_IMODE(mode):o}): "
+                f"chmod 600 {path}"
+            )
+        return raw.rstrip(b"\r\n")
+    text = env.get(PROTECT_SECRET_ENV)
+    return text.encode("utf-8") if text else None

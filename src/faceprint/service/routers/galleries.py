@@ -5,6 +5,10 @@ Enrolment runs inference in the pool, then writes the templates in one transacti
 enrolment is shielded so a client that goes away, or a shutdown, never leaves it half done, and
 shutdown waits for it. Enrolments, deletions and searches (identify, verify) are written to the
 audit log. Keys below admin cannot loosen the search thresholds (see ``identify``).
+
+A gallery created with ``protect`` (biohash, iom, ckks) holds only protected templates under a key
+derived from the server's protection secret; the same routes work on it, and nothing returns a
+template (see :mod:`faceprint.service.galleries`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ...errors import FaceprintError, ServiceUnavailableError
 from .. import jobs
 from ..auth import GALLERY_NAME_RE, APIKey, Role
 from ..deps import ServiceState, audit, check_access, get_state, require, upload_form
-from ..galleries import GalleryManager
+from ..galleries import GalleryManager, embedder_info
 from ..problems import problem_spec
 from ..schemas import (
     Candidate,
@@ -97,6 +101,10 @@ async def _probe_upload(request: Request, gallery: str) -> tuple[ServiceState, G
     status_code=status.HTTP_201_CREATED,
     response_model=GalleryOut,
     summary="Create a gallery (admin)",
+    description="With `protect` (biohash, iom or ckks) the gallery stores only protected templates, under a "
+    "key derived from the server's protection secret (FACEPRINT_PROTECT_SECRET_FILE; 503 "
+    "`protection_unavailable` without one). It cannot keep source images. A ckks gallery is searched by a "
+    "linear encrypted scan (about 25-30 ms per template) and holds at most FACEPRINT_CKKS_MAX_TEMPLATES.",
     responses=problems(*AUTH_ERRORS, 409, 422, 503),
 )
 async def create_gallery(
@@ -105,10 +113,22 @@ async def create_gallery(
     await check_access(request, key, Role.ADMIN, body.name)
     state = get_state(request)
     store = _galleries(state)
+    protect = body.protect
+    if protect is not None:
+        if body.keep_source_images:
+            raise HTTPException(422, "a protected gallery made by the service keeps no source images")
+        pool = state.require_pool()
+        model = await pool.run("describe_embedder", embedder_info, owner=key.id)
 
-    def create() -> dict[str, Any]:
-        store.create(body.name, keep_source_images=body.keep_source_images)
-        return store.describe(body.name)
+        def create() -> dict[str, Any]:
+            store.create_protected(body.name, protect, model)
+            return store.describe(body.name)
+
+    else:
+
+        def create() -> dict[str, Any]:
+            store.create(body.name, keep_source_images=body.keep_source_images)
+            return store.describe(body.name)
 
     out = await state.write(create)
     await _audit(request, "gallery_create", key, body.name)
@@ -226,7 +246,7 @@ async def enrol(
     for i, data in enumerate(images):
         check_image(data, f"images[{i}]", max_bytes=s.max_image_bytes)
     pool = state.require_pool()
-    keep = bool(await state.read(lambda: store.get(gallery).settings.keep_source_images))
+    keep = await state.read(lambda: store.keeps_source_images(gallery))
 
     async def run() -> EnrolResponse:
         analysed = await pool.run("enrol", jobs.enrol_faces, images, select, s.max_pixels, owner=key.id)
