@@ -157,7 +157,7 @@ def search(n: int, repeats: int, ckks_n: int) -> None:
     beside the plain faiss float search (IndexFlatIP) of the same vectors in the same run."""
     import faiss
 
-    from faceprint.gallery.protected import _Index
+    from faceprint.gallery.protected_search import ProtectedIndex as _Index
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, 128)).astype(np.float32)
