@@ -238,17 +238,33 @@ def enroll(
     refuse_attacks: Annotated[
         bool, typer.Option("--refuse-attacks", help="With --pad: refuse faces scored as attacks as failures to enrol.")
     ] = False,
+    trusted: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted",
+            help="A trusted live capture of SUBJECT: --pad dmad compares each image with it (D-MAD); "
+            "without it dmad runs single-image S-MAD.",
+        ),
+    ] = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
     secret_file: SecretFileOpt = None,
 ) -> None:
     """Enrol the main face of each image: `enroll G ada a1.jpg a2.jpg` or `enroll G --folders people/`.
 
-    With --quality, each template stores its face's quality (0-100)."""
+    With --quality, each template stores its face's quality (0-100). Morphs:
+    `enroll G ada passport.jpg --pad dmad --refuse-attacks --trusted live.jpg`."""
+    from ..errors import ConfigurationError
+    from ..gallery import EnrollReport
+
     pairs = _enrol_pairs(args, folders)
+    if trusted is not None and (folders or len({s for s, _ in pairs}) != 1):
+        raise ConfigurationError("--trusted is a capture of one subject: give SUBJECT and its images, not --folders")
     from .protect import gallery_enroll, is_protected
 
     if is_protected(gallery):
+        if trusted is not None:
+            raise ConfigurationError("--trusted (D-MAD) is not available for protected galleries")
         summary, failed = gallery_enroll(gallery, secret_file, pairs)
         _out(summary, json_out, f"enrolled {summary['templates']} protected templates; {len(failed)} failed")
         for fail in failed:
@@ -273,14 +289,19 @@ def enroll(
             advance(n - done)
             done = n
 
-        rep = g.enroll_images(
-            pairs,
-            pipeline=pipe,
-            select=select,  # type: ignore[arg-type]
-            workers=workers or None,
-            progress=hook,
-            total=len(pairs),
-        )
+        if trusted is not None:
+            one = g.enroll(pairs[0][0], [p for _, p in pairs], pipeline=pipe, select=select, trusted=trusted)  # type: ignore[arg-type]
+            advance(len(pairs))
+            rep = EnrollReport(len(one), 1 if one else 0, one.failed)
+        else:
+            rep = g.enroll_images(
+                pairs,
+                pipeline=pipe,
+                select=select,  # type: ignore[arg-type]
+                workers=workers or None,
+                progress=hook,
+                total=len(pairs),
+            )
     _out(
         rep.to_dict(),
         json_out,

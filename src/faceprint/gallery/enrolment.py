@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ..attacks.policy import TrustedCapture, embed_with_trusted
 from ..batch import ProgressHook
 from ..errors import (
     AttackDetectedError,
@@ -111,6 +112,7 @@ class EnrolmentMixin(GalleryCore):
         quality: float | Sequence[float | None] | None = None,
         metadata: Mapping[str, Any] | None = None,
         subject_metadata: Mapping[str, Any] | None = None,
+        trusted: ImageSource | None = None,
     ) -> EnrolledTemplates:
         """Enrol the main face of each image as a template of ``subject``, in one transaction.
 
@@ -129,6 +131,11 @@ class EnrolmentMixin(GalleryCore):
           written (the subject is not created);
         - the same for a face the pipeline's attack gate refuses (``FacePipeline(pad=...,
           refuse_attacks=True)``: :class:`~faceprint.errors.AttackDetectedError`);
+        - morphs: ``trusted``, a trusted live capture of ``subject``, makes the pipeline's
+          differential morph detector (``pad="dmad"``) compare each image with it (D-MAD,
+          :func:`~faceprint.attacks.policy.embed_with_trusted`); without it that detector
+          answers with single-image S-MAD. ``trusted`` without a differential detector, or with
+          no face, is a ConfigurationError / NoFaceError before anything is enrolled;
         - ``select="best"`` enrols only the best image: the largest face of highest unified
           quality among all of them (the choice of :meth:`FacePipeline.best_shot
           <faceprint.pipeline.FacePipeline.best_shot>`, the earliest on a tie). Images without a
@@ -148,13 +155,19 @@ class EnrolmentMixin(GalleryCore):
         best_only = select == "best"
         if best_only:
             _need_assessor(pipe)
+        reference = None if trusted is None else TrustedCapture.of(pipe, trusted)
         rows: list[NewTemplate] = []
         failed: list[EnrollFailure] = []
         chosen: _Shot | None = None
         for src, q in zip(srcs, quals, strict=True):
             data, label, suffix = _source_bytes(src)
             try:
-                face = pipe.embed_one(data if data is not None else src, select=_one_face(select))
+                source = data if data is not None else src
+                face = (
+                    pipe.embed_one(source, select=_one_face(select))
+                    if reference is None
+                    else embed_with_trusted(pipe, source, reference, select=_one_face(select))
+                )
             except FaceprintError as exc:
                 if not (best_only or isinstance(exc, (LowQualityError, AttackDetectedError))):
                     raise
