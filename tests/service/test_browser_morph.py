@@ -13,7 +13,7 @@ from faceprint.attacks.morph import Morpher
 
 from ..conftest import data_path
 from .conftest import LiveServer
-from .test_browser import browser  # noqa: F401  (the chromium fixture)
+from .test_browser import browser, open_page  # noqa: F401  (the chromium fixture)
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -27,12 +27,7 @@ def test_morph_view_shows_both_comparison_scores(browser, live_server: LiveServe
     morph = tmp_path / "morph.png"
     cv2.imwrite(str(morph), cv2.cvtColor(Morpher("flow").morph(a, b).image, cv2.COLOR_RGB2BGR))
 
-    page = browser.new_page(viewport={"width": 1360, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(live_server.url + "/")
-    page.wait_for_selector("#status.ready", timeout=15_000)
+    page, errors = open_page(browser, live_server.url, height=1400)
     page.fill("#api-key", live_server.keys.admin)
 
     page.click("#morph-btn")  # nothing chosen: said on the page
