@@ -9,7 +9,7 @@ import pytest
 
 from ..conftest import data_path
 from ..service.conftest import LiveServer, live_server  # noqa: F401  (fixture)
-from ..service.test_browser import ARTIFACTS, browser  # noqa: F401  (fixture)
+from ..service.test_browser import ARTIFACTS, browser, open_page  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -21,12 +21,7 @@ def _image_loaded(page, selector: str) -> tuple[int, int]:  # type: ignore[no-un
 def test_explain_a_verify_result_in_the_page(browser, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     obama = data_path("faces_small", "obama")
     biden = data_path("faces_small", "biden")
-    page = browser.new_page(viewport={"width": 1360, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(live_server.url + "/")
-    page.wait_for_selector("#status.ready", timeout=15_000)
+    page, errors = open_page(browser, live_server.url, height=1400)
     assert page.is_hidden("#explain-box")  # nothing to explain before a verify result
 
     page.fill("#api-key", live_server.keys.recognize)

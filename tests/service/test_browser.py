@@ -38,6 +38,17 @@ def browser():  # type: ignore[no-untyped-def]
         b.close()
 
 
+def open_page(browser, url: str, *, height: int = 1100):  # type: ignore[no-untyped-def]
+    """A new page on the server's web page once it is ready, and the list its JS errors go to."""
+    page = browser.new_page(viewport={"width": 1360, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url + "/")
+    page.wait_for_selector("#status.ready", timeout=15_000)
+    return page, errors
+
+
 def _canvas_has_green_box(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
     """Whether the canvas has pixels of the box colour (#00e676) drawn on the photo."""
     return bool(
@@ -71,12 +82,7 @@ def _badges(page, selector: str) -> list[str]:  # type: ignore[no-untyped-def]
 
 def test_enrol_and_identify_through_the_page(browser, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
     obama = data_path("faces_small", "obama")
-    page = browser.new_page(viewport={"width": 1360, "height": 1100})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(live_server.url + "/")
-    page.wait_for_selector("#status.ready", timeout=15_000)
+    page, errors = open_page(browser, live_server.url)
 
     page.fill("#api-key", live_server.keys.admin)
     page.fill("#enrol-gallery", "web")

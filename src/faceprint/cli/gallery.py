@@ -212,6 +212,14 @@ PadOpt = Annotated[
 RefuseAttacksOpt = Annotated[
     bool, typer.Option("--refuse-attacks", help="With --pad: refuse faces scored as attacks as failures to enrol.")
 ]
+TrustedOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--trusted",
+        help="A trusted live capture of SUBJECT: --pad dmad compares each image with it (D-MAD); "
+        "without it dmad runs single-image S-MAD.",
+    ),
+]
 
 
 @app.command("enroll")
@@ -240,24 +248,32 @@ def enroll(
     ] = "largest",
     pad: PadOpt = None,
     refuse_attacks: RefuseAttacksOpt = False,
+    trusted: TrustedOpt = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
     secret_file: SecretFileOpt = None,
 ) -> None:
     """Enrol the main face of each image: `enroll G ada a1.jpg a2.jpg` or `enroll G --folders people/`.
 
-    With --quality, each template stores its face's quality (0-100)."""
+    With --quality, each template stores its face's quality (0-100). Morphs:
+    `enroll G ada passport.jpg --pad dmad --refuse-attacks --trusted live.jpg`."""
+    from ..errors import ConfigurationError
+
     pairs = _enrol_pairs(args, folders)
+    if trusted is not None and (folders or len({s for s, _ in pairs}) != 1):
+        raise ConfigurationError("--trusted is a capture of one subject: give SUBJECT and its images, not --folders")
     from .protect import gallery_enroll, is_protected
 
     if is_protected(gallery):
+        if trusted is not None:
+            raise ConfigurationError("--trusted (D-MAD) is not available for protected galleries")
         summary, failed = gallery_enroll(gallery, secret_file, pairs)
         _out(summary, json_out, f"enrolled {summary['templates']} protected templates; {len(failed)} failed")
         _report_failures(
             [{k: v for k, v in f.items() if k != "exception"} for f in failed], [f["exception"] for f in failed]
         )
         return
-    with _open(gallery, backend) as g, progress_bar(len(pairs), "enrolling") as advance:
+    with _open(gallery, backend) as g:
         pipe = _pipeline(
             detector,
             embedder,
@@ -267,21 +283,7 @@ def enroll(
             pad=pad,
             refuse_attacks=refuse_attacks,
         )
-        done = 0
-
-        def hook(n: int, _total: int | None) -> None:
-            nonlocal done
-            advance(n - done)
-            done = n
-
-        rep = g.enroll_images(
-            pairs,
-            pipeline=pipe,
-            select=select,  # type: ignore[arg-type]
-            workers=workers or None,
-            progress=hook,
-            total=len(pairs),
-        )
+        rep = _enroll_plain(g, pairs, pipe, select=select, workers=workers, trusted=trusted)
     _out(
         rep.to_dict(),
         json_out,
@@ -291,6 +293,31 @@ def enroll(
         [{"subject": f.subject, "image": f.image, "error": f.error} for f in rep.failed],
         [f.exception for f in rep.failed],
     )
+
+
+def _enroll_plain(
+    g: Any, pairs: list[tuple[str, Path]], pipe: Any, *, select: str, workers: int, trusted: Path | None
+) -> Any:
+    """Enrol ``pairs`` into an open plain gallery with a progress bar: in bulk, or (with a trusted
+    capture, one subject) through ``enroll(trusted=)`` so D-MAD compares each image with it."""
+    from ..gallery import EnrollReport
+
+    with progress_bar(len(pairs), "enrolling") as advance:
+        if trusted is not None:
+            images = [p for _, p in pairs]
+            one = g.enroll(pairs[0][0], images, pipeline=pipe, select=select, trusted=trusted)
+            advance(len(pairs))
+            return EnrollReport(len(one), 1 if one else 0, one.failed)
+        done = 0
+
+        def hook(n: int, _total: int | None) -> None:
+            nonlocal done
+            advance(n - done)
+            done = n
+
+        return g.enroll_images(
+            pairs, pipeline=pipe, select=select, workers=workers or None, progress=hook, total=len(pairs)
+        )
 
 
 def _report_failures(lines: list[dict[str, Any]], errors: list[BaseException]) -> None:

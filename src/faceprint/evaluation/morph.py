@@ -21,8 +21,8 @@ verifier's threshold and matches at ``score >= τ`` (faceprint's convention):
 
 **Detection** (ISO/IEC 30107-3, attack scores higher = attack, ``score >= τ`` → attack): APCER
 (attacks classified bona fide), BPCER (bona fide classified attacks), BPCER10/BPCER20 (BPCER at
-the largest threshold where APCER <= 10 % / 5 %) and D-EER (where APCER = BPCER). These small
-functions should be folded into ``evaluation/pad.py`` (attack detection I) when both are merged.
+the largest threshold where APCER <= 10 % / 5 %) and D-EER (where APCER = BPCER), computed by
+:mod:`faceprint.evaluation.pad`'s functions.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from .. import rates
 from ..errors import ConfigurationError, DataFormatError
+from . import pad
 
 __all__ = [
     "mmpmr",
@@ -92,7 +93,7 @@ def rmmr(mmpmr_value: float, fnmr: float) -> float:
     return 1.0 + float(mmpmr_value) - (1.0 - float(fnmr))
 
 
-# --- ISO/IEC 30107-3 (to be folded into evaluation/pad.py) ------------------------------------
+# --- ISO/IEC 30107-3: the rates are evaluation/pad.py's -----------------------------------------
 
 
 def _attack_scores(attacks: npt.ArrayLike, bona_fide: npt.ArrayLike) -> tuple[Any, Any]:
@@ -102,24 +103,25 @@ def _attack_scores(attacks: npt.ArrayLike, bona_fide: npt.ArrayLike) -> tuple[An
 
 
 def apcer_bpcer(attacks: npt.ArrayLike, bona_fide: npt.ArrayLike, threshold: float) -> tuple[float, float]:
-    """(APCER, BPCER) at ``threshold``: attacks scored below it, bona fide scored at or above it."""
+    """(APCER, BPCER) at ``threshold``: :func:`faceprint.evaluation.pad.apcer` and ``bpcer``."""
     a, b = _attack_scores(attacks, bona_fide)
-    return float(np.mean(a < threshold)), float(np.mean(b >= threshold))
+    return pad.apcer(a, threshold), pad.bpcer(b, threshold)
 
 
 def bpcer_at_apcer(attacks: npt.ArrayLike, bona_fide: npt.ArrayLike, target_apcer: float) -> tuple[float, float]:
     """(BPCER, threshold) at the largest observed attack score whose APCER is <= ``target_apcer``.
 
-    With n attack scores sorted ascending, that threshold is the ``floor(target · n)``-th
-    (0-based): at most that many attacks lie below it. BPCER10 is ``target_apcer=0.10``,
-    BPCER20 is ``0.05``.
+    The threshold is :func:`faceprint.evaluation.pad.threshold_at_apcer`'s (the
+    ``floor(target · n)``-th of the n sorted attack scores, 0-based), with no minimum number of
+    attacks (pad's :func:`~faceprint.evaluation.pad.bpcer_at_apcer` withholds a point below the
+    rule of three); ``target_apcer=0`` gives the lowest attack score. BPCER10 is
+    ``target_apcer=0.10``, BPCER20 is ``0.05``.
     """
     if not (0.0 <= target_apcer < 1.0):
         raise ConfigurationError(f"target APCER must lie in [0, 1), got {target_apcer}")
     a, b = _attack_scores(attacks, bona_fide)
-    k = int(np.floor(target_apcer * a.size + 1e-9))
-    t = float(a[min(k, a.size - 1)])
-    return float(np.mean(b >= t)), t
+    t = pad.threshold_at_apcer({"morph": a}, target_apcer) if target_apcer > 0 else float(a[0])
+    return pad.bpcer(b, t), t
 
 
 def detection_report(
@@ -127,7 +129,10 @@ def detection_report(
 ) -> dict[str, Any]:
     """D-EER, BPCER10, BPCER20 (and APCER/BPCER at ``threshold``) of one detector on one test set."""
     a, b = _attack_scores(attacks, bona_fide)
-    d = rates.eer(a, b)  # attacks play "mated" (high), bona fide "non-mated": FNMR=APCER, FMR=BPCER
+    # attacks play "mated" (high), bona fide "non-mated": FNMR=APCER, FMR=BPCER. Not pad.d_eer: its
+    # threshold convention differs (and, rarely, its EER), which would move the thresholds stored
+    # in the built-in MAD models when they are retrained
+    d = rates.eer(a, b)
     out: dict[str, Any] = {
         "n_attacks": int(a.size),
         "n_bona_fide": int(b.size),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ..attacks.policy import TrustedCapture, embed_with_trusted
 from ..batch import ProgressHook
 from ..errors import (
     AttackDetectedError,
@@ -111,6 +112,7 @@ class EnrolmentMixin(GalleryCore):
         quality: float | Sequence[float | None] | None = None,
         metadata: Mapping[str, Any] | None = None,
         subject_metadata: Mapping[str, Any] | None = None,
+        trusted: ImageSource | None = None,
     ) -> EnrolledTemplates:
         """Enrol the main face of each image as a template of ``subject``, in one transaction.
 
@@ -129,6 +131,11 @@ class EnrolmentMixin(GalleryCore):
           written (the subject is not created);
         - the same for a face the pipeline's attack gate refuses (``FacePipeline(pad=...,
           refuse_attacks=True)``: :class:`~faceprint.errors.AttackDetectedError`);
+        - morphs: ``trusted``, a trusted live capture of ``subject``, makes the pipeline's
+          differential morph detector (``pad="dmad"``) compare each image with it (D-MAD,
+          :func:`~faceprint.attacks.policy.embed_with_trusted`); without it that detector
+          answers with single-image S-MAD. ``trusted`` without a differential detector, or with
+          no face, is a ConfigurationError / NoFaceError before anything is enrolled;
         - ``select="best"`` enrols only the best image: the largest face of highest unified
           quality among all of them (the choice of :meth:`FacePipeline.best_shot
           <faceprint.pipeline.FacePipeline.best_shot>`, the earliest on a tie). Images without a
@@ -138,23 +145,19 @@ class EnrolmentMixin(GalleryCore):
         Returns the templates added, a list with ``failed`` (see :class:`EnrolledTemplates`).
         """
         pipe = self._image_pipeline(pipeline)
-        srcs: list[Any] = [images] if _single_source(images) else list(images)  # type: ignore[arg-type]
-        if not srcs:
-            raise ConfigurationError("no images to enrol")
-        quals = [quality] * len(srcs) if quality is None or isinstance(quality, (int, float)) else list(quality)
-        if len(quals) != len(srcs):
-            raise ConfigurationError(f"quality has {len(quals)} entries for {len(srcs)} images")
+        srcs, quals = _sources_and_qualities(images, quality)
         check_stored_name(subject)
         best_only = select == "best"
         if best_only:
             _need_assessor(pipe)
+        reference = None if trusted is None else TrustedCapture.of(pipe, trusted)
         rows: list[NewTemplate] = []
         failed: list[EnrollFailure] = []
         chosen: _Shot | None = None
         for src, q in zip(srcs, quals, strict=True):
             data, label, suffix = _source_bytes(src)
             try:
-                face = pipe.embed_one(data if data is not None else src, select=_one_face(select))
+                face = _embed_face(pipe, data if data is not None else src, reference, _one_face(select))
             except FaceprintError as exc:
                 if not (best_only or isinstance(exc, (LowQualityError, AttackDetectedError))):
                     raise
@@ -398,3 +401,23 @@ def _matrix_and_models(
     embs = list(embeddings)  # type: ignore[arg-type]
     mat = np.stack([e.vector for e in embs]) if embs else np.zeros((0, 1), np.float32)
     return mat, [e.model for e in embs]
+
+
+def _sources_and_qualities(
+    images: ImageSource | Sequence[ImageSource], quality: float | Sequence[float | None] | None
+) -> tuple[list[Any], list[Any]]:
+    """The images of one :meth:`enroll` call as a list, and one explicit quality (or None) each."""
+    srcs: list[Any] = [images] if _single_source(images) else list(images)  # type: ignore[arg-type]
+    if not srcs:
+        raise ConfigurationError("no images to enrol")
+    quals = [quality] * len(srcs) if quality is None or isinstance(quality, (int, float)) else list(quality)
+    if len(quals) != len(srcs):
+        raise ConfigurationError(f"quality has {len(quals)} entries for {len(srcs)} images")
+    return srcs, quals
+
+
+def _embed_face(pipe: FacePipeline, source: Any, reference: TrustedCapture | None, select: Any) -> Face:
+    """The enrolment face of one image: the pipeline's, or with D-MAD against a trusted capture."""
+    if reference is None:
+        return pipe.embed_one(source, select=select)
+    return embed_with_trusted(pipe, source, reference, select=select)

@@ -173,6 +173,44 @@ async function explain() {
   }
 }
 
+// The "Morph" view: a suspected morph M next to its two contributors A and B, each compared with M
+// through /v1/verify; a morph that matches both is the attack (either person passes as the holder).
+async function morphCompare() {
+  const out = $("morph-result");
+  const a = $("morph-a").files[0];
+  const m = $("morph-m").files[0];
+  const b = $("morph-b").files[0];
+  if (!a || !m || !b) return show(out, "Choose the two people and the suspected morph.", "bad");
+  const pair = (x) => {
+    const form = new FormData();
+    form.append("image_a", m);
+    form.append("image_b", x);
+    return call("POST", "/v1/verify", form);
+  };
+  busy($("morph-btn"), true);
+  show(out, "Comparing…");
+  try {
+    const ra = await pair(a);
+    const rb = await pair(b);
+    const col = (r) => (r.match ? "#00e676" : "#ff5252");
+    await drawFaces($("morph-canvas-a"), a, ra.image_b.width, ra.image_b.height, [{ ...ra.face_b, color: col(ra) }]);
+    await drawFaces($("morph-canvas-m"), m, ra.image_a.width, ra.image_a.height, [{ ...ra.face_a, color: "#ffd740" }]);
+    await drawFaces($("morph-canvas-b"), b, rb.image_b.width, rb.image_b.height, [{ ...rb.face_b, color: col(rb) }]);
+    const line = (who, r) => "M vs " + who + ": " + r.score.toFixed(3) + (r.match ? " (match)" : " (no match)");
+    const both = ra.match && rb.match;
+    show(
+      out,
+      line("A", ra) + " · " + line("B", rb) + " · threshold " + ra.threshold.toFixed(3) + " (" + ra.operating_point + ")" +
+        (both ? " — M matches both: a morphing attack would succeed" : ""),
+      both ? "bad" : "ok"
+    );
+  } catch (e) {
+    show(out, e.message, "bad");
+  } finally {
+    busy($("morph-btn"), false);
+  }
+}
+
 async function createGallery() {
   const out = $("enrol-result");
   const name = $("enrol-gallery").value.trim();
@@ -283,6 +321,7 @@ function init() {
   $("explain-btn").addEventListener("click", explain);
   $("verify-a").addEventListener("change", () => resetExplain(false));
   $("verify-b").addEventListener("change", () => resetExplain(false));
+  $("morph-btn").addEventListener("click", morphCompare);
   $("create-gallery-btn").addEventListener("click", createGallery);
   $("enrol-btn").addEventListener("click", enrol);
   $("identify-btn").addEventListener("click", identify);
