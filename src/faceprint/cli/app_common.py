@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import typer
 
@@ -155,3 +155,15 @@ def faces_by_image(
             emit_error_line(str(path), NoFaceError(f"no face found in {path}"))
             continue
         yield path, found
+
+
+def detect_selected(
+    path: Path, finder: Any, select: Literal["all", "largest", "central"], max_pixels: int | None
+) -> tuple[Any, list[Any]]:
+    """``(image, detections)`` of one image file: decoded within ``max_pixels``, its faces found by
+    the detector ``finder`` and chosen by ``select`` (all, largest or central)."""
+    from ..io import load_image
+    from ..pipeline import select_faces
+
+    img = load_image(path, max_pixels=max_pixels or None)
+    return img, select_faces(finder.detect(img), img.shape, select)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR
-from .app_common import ImageTally, faces_by_image
-from .recognize import DetectorOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
+from .app_common import ImageTally, detect_selected, faces_by_image
+from .recognize import DetectorOpt, FaceSelectOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
 
 __all__ = ["attributes", "register"]
 
@@ -30,9 +30,7 @@ def attributes(
     estimator: Annotated[
         str, typer.Option("--estimator", help="Attribute estimator backend (see `faceprint models list`).")
     ] = "dlib-age-gender",
-    select: Annotated[
-        Literal["all", "largest", "central"], typer.Option(help="Faces per image: all, largest or central.")
-    ] = "all",
+    select: FaceSelectOpt = "all",
     detector: DetectorOpt = DEFAULT_DETECTOR,
     upsample: UpsampleOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
@@ -42,16 +40,13 @@ def attributes(
     JSON lines: {"source", "face", "bbox", "age", "age_band", "gender", "gender_confidence", "p_female", "model"}.
     Estimates with a known error, for fairness evaluation: never a basis for decisions about a person.
     """
-    from ..io import load_image
-    from ..pipeline import select_faces
     from ..registry import attribute_estimators, detectors
 
     est = attribute_estimators.create(estimator)
     finder = detectors.create(detector, **({} if upsample is None else {"upsample": upsample}))
 
     def find(path: Path) -> list[tuple[Any, Any]]:
-        img = load_image(path, max_pixels=max_pixels or None)
-        faces = select_faces(finder.detect(img), img.shape, select)
+        img, faces = detect_selected(path, finder, select, max_pixels)
         return list(zip(faces, est.estimate_batch([img] * len(faces), faces), strict=True))
 
     tally = ImageTally()

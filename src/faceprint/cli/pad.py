@@ -20,7 +20,7 @@ import enum
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
@@ -28,8 +28,8 @@ from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR
 from ..types import AttackScore, Detection
 from . import pad_eval
-from .app_common import EXIT_NO_MATCH, ImageTally, default_command_group, faces_by_image, finite_float
-from .recognize import JsonOpt, MaxPixelsOpt, UpsampleOpt
+from .app_common import EXIT_NO_MATCH, ImageTally, default_command_group, detect_selected, faces_by_image, finite_float
+from .recognize import FaceSelectOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
 
 __all__ = ["app", "score", "DEFAULT_COMMAND"]
 
@@ -95,9 +95,7 @@ def score(
         bool, typer.Option("--fail-on-attack", help="Exit 1 when any face is scored an attack.")
     ] = False,
     json_out: JsonOpt = False,
-    select: Annotated[
-        Literal["all", "largest", "central"], typer.Option(help="Faces per image: all, largest or central.")
-    ] = "all",
+    select: FaceSelectOpt = "all",
     face_detector: Annotated[
         str, typer.Option("--face-detector", help="Face detector backend (see `faceprint models list`).")
     ] = DEFAULT_DETECTOR,
@@ -108,8 +106,6 @@ def score(
 
     JSON lines: {"source", "face", "bbox", "score", "is_attack", "threshold", "detector", "kind", "details"}.
     """
-    from ..io import load_image
-    from ..pipeline import select_faces
     from ..registry import attack_detectors, detectors
 
     opts: dict[str, Any] = (
@@ -126,8 +122,7 @@ def score(
     finder = detectors.create(face_detector, **({} if upsample is None else {"upsample": upsample}))
 
     def screen(path: Path) -> list[tuple[Detection, AttackScore]]:
-        img = load_image(path, max_pixels=max_pixels or None)
-        faces = select_faces(finder.detect(img), img.shape, select)
+        img, faces = detect_selected(path, finder, select, max_pixels)
         return list(zip(faces, pad.score_batch([img] * len(faces), faces), strict=True))
 
     tally = ImageTally()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
@@ -19,7 +19,7 @@ from ..io import DEFAULT_MAX_PIXELS
 from ..pipeline import DEFAULT_DETECTOR
 from ..types import Face
 from .app_common import ImageTally, faces_by_image
-from .recognize import DetectorOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
+from .recognize import DetectorOpt, FaceSelectOpt, JsonOpt, MaxPixelsOpt, UpsampleOpt
 
 __all__ = ["quality", "register"]
 
@@ -60,9 +60,7 @@ def quality(
     assessor: Annotated[
         str, typer.Option("--assessor", help="Quality assessor: fiqa (with embedding stability) or fiqa-fast.")
     ] = "fiqa",
-    select: Annotated[
-        Literal["all", "largest", "central"], typer.Option(help="Faces per image: all, largest or central.")
-    ] = "all",
+    select: FaceSelectOpt = "all",
     detector: DetectorOpt = DEFAULT_DETECTOR,
     upsample: UpsampleOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -50,6 +50,9 @@ MaxPixelsOpt = Annotated[
     int, typer.Option("--max-pixels", help="Refuse images with more pixels than this (0: no limit).", min=0)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+FaceSelectOpt = Annotated[
+    Literal["all", "largest", "central"], typer.Option(help="Faces per image: all, largest or central.")
+]
 DaskOpt = Annotated[
     str | None,
     typer.Option(
